@@ -1,0 +1,153 @@
+"""BAM: the Bottleneck Attention Module (Park et al., BMVC 2018), in 1D, 2D and 3D."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import AttentionModule
+from .layers import BATCH_NORM, CONV, check_positive_int, hidden_channels, spatial_axes
+
+COMBINES: tuple[str, ...] = ("sum", "product")
+
+
+class BAMChannelGate(AttentionModule):
+    """BAM's channel branch: global average pool -> Linear(C, C//r) -> BatchNorm1d -> ReLU -> Linear(C//r, C).
+
+    Shape:
+        input (N, C, *spatial); :meth:`logits` gives (N, C, 1, ...) with ``dims`` ones.
+    """
+
+    has_channel_parameters = True
+
+    def __init__(self, channels: int | None = None, dims: int = 2, reduction: int = 16) -> None:
+        super().__init__(dims)
+        self.reduction = check_positive_int(reduction, "reduction")
+        self.init_channels(channels)
+
+    def build(self, channels: int) -> None:
+        hidden = hidden_channels(channels, self.reduction)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
+        )
+
+    def channels_in_state_dict(self, state_dict: dict, prefix: str) -> int | None:
+        weight = state_dict.get(prefix + "mlp.0.weight")
+        return None if weight is None else weight.shape[1]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *spatial) -> Mc, (N, C, 1, ...), before any sigmoid."""
+        self.check_input(x)
+        logits = self.mlp(x.mean(dim=spatial_axes(x))).reshape(*x.shape[:2], *(1,) * self.dims)
+        self.report_logits(logits)
+        return logits
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, reduction={self.reduction}"
+
+
+class BAMSpatialGate(AttentionModule):
+    """BAM's spatial branch: 1x1 conv C -> C//r, BN, ReLU; ``num_dilated`` times a 3x3 conv with the
+    given dilation (padding = dilation), BN, ReLU; then a 1x1 conv C//r -> 1. All convs have bias.
+
+    Shape:
+        input (N, C, *spatial); :meth:`logits` gives (N, 1, *spatial).
+    """
+
+    has_channel_parameters = True
+
+    def __init__(
+        self, channels: int | None = None, dims: int = 2, reduction: int = 16, dilation: int = 4, num_dilated: int = 2
+    ) -> None:
+        super().__init__(dims)
+        self.reduction = check_positive_int(reduction, "reduction")
+        self.dilation = check_positive_int(dilation, "dilation")
+        if isinstance(num_dilated, bool) or not isinstance(num_dilated, int) or num_dilated < 0:
+            raise ValueError(f"num_dilated must be an int >= 0, got {num_dilated!r}")
+        self.num_dilated = num_dilated
+        self.init_channels(channels)
+
+    def build(self, channels: int) -> None:
+        hidden = hidden_channels(channels, self.reduction)
+        conv, norm = CONV[self.dims], BATCH_NORM[self.dims]
+        self.reduce = nn.Sequential(conv(channels, hidden, 1), norm(hidden), nn.ReLU(inplace=True))
+        self.dilated = nn.Sequential(
+            *(
+                nn.Sequential(
+                    conv(hidden, hidden, 3, padding=self.dilation, dilation=self.dilation),
+                    norm(hidden),
+                    nn.ReLU(inplace=True),
+                )
+                for _ in range(self.num_dilated)
+            )
+        )
+        self.project = conv(hidden, 1, 1)
+
+    def channels_in_state_dict(self, state_dict: dict, prefix: str) -> int | None:
+        weight = state_dict.get(prefix + "reduce.0.weight")
+        return None if weight is None else weight.shape[1]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *spatial) -> Ms, (N, 1, *spatial), before any sigmoid."""
+        self.check_input(x)
+        logits = self.project(self.dilated(self.reduce(x)))
+        self.report_logits(logits)
+        return logits
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, reduction={self.reduction}, dilation={self.dilation}, num_dilated={self.num_dilated}"
+
+
+class BAM(AttentionModule):
+    """Bottleneck Attention Module: ``x * (1 + sigmoid(Mc(x) + Ms(x)))``.
+
+    Args:
+        channels: C; None to take it from the first input.
+        dims: 1, 2 or 3 for inputs (N, C, L), (N, C, H, W), (N, C, T, H, W).
+        reduction: r, for both branches (width ``max(1, C // r)``).
+        dilation: dilation (and padding) of the spatial branch's 3-wide convs.
+        num_dilated: how many dilated convs the spatial branch has.
+        combine: ``"sum"`` adds the branches as the paper does (eq. 1-2); ``"product"`` multiplies them,
+            ``x * (1 + sigmoid(Mc * Ms))``, as the released code and its ImageNet checkpoint do.
+
+    Unlike the released code, which average-pools with an H x H window, the channel branch pools
+    globally, so any H, W (and T) work.
+
+    Shape:
+        input (N, C, *spatial); output the same.
+    """
+
+    def __init__(
+        self,
+        channels: int | None = None,
+        dims: int = 2,
+        reduction: int = 16,
+        dilation: int = 4,
+        num_dilated: int = 2,
+        combine: str = "sum",
+    ) -> None:
+        super().__init__(dims)
+        if combine not in COMBINES:
+            raise ValueError(f"unknown combine {combine!r}: expected one of {COMBINES}")
+        self.combine = combine
+        self.channel_gate = BAMChannelGate(channels, dims, reduction)
+        self.spatial_gate = BAMSpatialGate(channels, dims, reduction, dilation, num_dilated)
+
+    @property
+    def channels(self) -> int | None:
+        return self.channel_gate.channels
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *spatial) -> the factor the input is multiplied by, ``1 + sigmoid(...)``, same shape."""
+        self.check_input(x)
+        channel, spatial = self.channel_gate.logits(x), self.spatial_gate.logits(x)
+        mixed = channel + spatial if self.combine == "sum" else channel * spatial
+        weights = 1 + torch.sigmoid(mixed)
+        self.report_map(weights)
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, combine={self.combine!r}"

@@ -1,0 +1,74 @@
+"""CBAM: the Convolutional Block Attention Module (Woo et al., ECCV 2018), in 1D, 2D and 3D."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .base import AttentionModule
+from .channel import ChannelGate
+from .spatial import make_spatial_gate
+
+GATE_ORDERS: tuple[str, ...] = ("channel_spatial", "spatial_channel", "parallel")
+
+
+class CBAM(AttentionModule):
+    """Channel attention, then spatial attention: ``y = x * Mc(x)``, output ``y * Ms(y)``.
+
+    With ``dims=2`` and the defaults this is the block of the paper and of its official code
+    (Jongchan/attention-module ``MODELS/cbam.py``): the same numbers for the same weights, and
+    :func:`cbam3d.from_official` loads the official weights.
+
+    Args:
+        channels: C; None to take it from the first input.
+        dims: 1, 2 or 3 for inputs (N, C, L), (N, C, H, W), (N, C, T, H, W).
+        reduction: r of the channel gate's MLP (bottleneck ``max(1, C // r)``).
+        kernel_size: the spatial gate's conv kernel: an odd int (cubic in 3D) or a ``dims``-tuple such as
+            (kt, kh, kw). None gives 7 in 1D and 2D (the paper's) and (3, 7, 7) in 3D, because deep in a 3D
+            ResNet a 16-frame clip is only T=2 frames long.
+        pool_types: the channel gate's pools, in order: ``"avg"``, ``"max"``, ``"lp"``, ``"lse"``.
+        spatial: False drops the spatial gate (the official ``no_spatial``).
+        spatial_mode: 3D only: ``"joint"`` (one Conv3d over T, H, W; default), ``"framewise"`` ((1, k, k))
+            or ``"factorized"`` (a temporal gate over T, then a spatial gate over H x W).
+        gate_order: ``"channel_spatial"`` (the paper's best), ``"spatial_channel"``, or ``"parallel"``
+            (both maps computed from the input: ``x * Mc(x) * Ms(x)``), to reproduce the paper's ablation.
+
+    Shape:
+        input (N, C, *spatial); output the same.
+    """
+
+    def __init__(
+        self,
+        channels: int | None = None,
+        dims: int = 2,
+        reduction: int = 16,
+        kernel_size: int | Sequence[int] | None = None,
+        pool_types: Sequence[str] = ("avg", "max"),
+        spatial: bool = True,
+        spatial_mode: str = "joint",
+        gate_order: str = "channel_spatial",
+    ) -> None:
+        super().__init__(dims)
+        if gate_order not in GATE_ORDERS:
+            raise ValueError(f"unknown gate_order {gate_order!r}: expected one of {GATE_ORDERS}")
+        self.gate_order = gate_order
+        self.channel_gate = ChannelGate(channels, dims, reduction, pool_types)
+        self.spatial_gate = make_spatial_gate(dims, kernel_size, spatial_mode) if spatial else None
+
+    @property
+    def channels(self) -> int | None:
+        return self.channel_gate.channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        if self.spatial_gate is None:
+            return self.channel_gate(x)
+        if self.gate_order == "channel_spatial":
+            return self.spatial_gate(self.channel_gate(x))
+        if self.gate_order == "spatial_channel":
+            return self.channel_gate(self.spatial_gate(x))
+        return x * self.channel_gate.attention(x) * self.spatial_gate.attention(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, gate_order={self.gate_order!r}"

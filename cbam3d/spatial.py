@@ -1,0 +1,174 @@
+"""CBAM's spatial attention, and its spatio-temporal forms for video.
+
+The descriptor is the channel-wise max and mean, concatenated in that order (N, 2, *spatial). A
+convolution without bias, a BatchNorm (eps 1e-5, momentum 0.01, affine) and a sigmoid turn it into one
+weight per position. There is no ReLU: the official code builds the conv with ``relu=False``.
+
+For (N, C, T, H, W) clips there are three ways to lay out the gate (``spatial_mode`` of :class:`CBAM`):
+
+- ``"joint"``: one Conv3d over (T, H, W), default kernel (3, 7, 7);
+- ``"framewise"``: a (1, k, k) Conv3d, i.e. the 2D gate on every frame with shared weights;
+- ``"factorized"``: a :class:`TemporalGate` over T, then a framewise gate over H x W, applied in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .base import AttentionModule
+from .layers import BATCH_NORM, CONV, check_dims, odd_kernel
+from .pooling import channel_max_mean
+
+SPATIAL_MODES: tuple[str, ...] = ("joint", "framewise", "factorized")
+
+#: Default spatial kernel per dims. 7 is the paper's. In 3D the temporal extent is 3, not 7: deep in a
+#: 3D ResNet a 16-frame clip has only T=2 (T=4 for 32 frames), where 5 of 7 temporal taps would only
+#: ever see zero padding; 3 taps still relate each frame to its neighbours.
+DEFAULT_KERNEL_SIZE: dict[int, tuple[int, ...]] = {1: (7,), 2: (7, 7), 3: (3, 7, 7)}
+
+
+def _conv_bn(dims: int, kernel: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    conv = CONV[dims](2, 1, kernel, padding=tuple(k // 2 for k in kernel), bias=False)
+    bn = BATCH_NORM[dims](1, eps=1e-5, momentum=0.01, affine=True)
+    return conv, bn
+
+
+class SpatialGate(AttentionModule):
+    """CBAM's spatial attention (Woo et al., 2018, eq. 3) with a Conv{dims}d.
+
+    ``Ms(x) = sigmoid(BN(conv([max_c x; mean_c x])))`` and the output is ``x * Ms(x)``.
+
+    Args:
+        dims: 1, 2 or 3 for inputs (N, C, L), (N, C, H, W), (N, C, T, H, W).
+        kernel_size: odd int (the same in every axis) or a ``dims``-tuple, e.g. (kt, kh, kw);
+            None gives :data:`DEFAULT_KERNEL_SIZE`.
+
+    Shape:
+        input (N, C, *spatial), any C; output the same; :meth:`attention` gives (N, 1, *spatial).
+    """
+
+    def __init__(self, dims: int = 2, kernel_size: int | Sequence[int] | None = None) -> None:
+        super().__init__(dims)
+        self.kernel_size = DEFAULT_KERNEL_SIZE[dims] if kernel_size is None else odd_kernel(kernel_size, dims)
+        self.conv, self.bn = _conv_bn(dims, self.kernel_size)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *spatial) -> (N, 1, *spatial), before the sigmoid."""
+        return self.bn(self.conv(channel_max_mean(x)))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *spatial) -> one weight per position (N, 1, *spatial) in (0, 1)."""
+        self.check_input(x)
+        weights = torch.sigmoid(self.logits(x))
+        self.report_map(weights)
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}, kernel_size={self.kernel_size}"
+
+
+class TemporalGate(AttentionModule):
+    """One weight per frame of a clip: the temporal half of the factorized spatio-temporal gate.
+
+    The descriptor is the max and the mean over channels and space, (N, 2, T); a Conv1d over T (no bias),
+    a BatchNorm1d and a sigmoid give the per-frame weights.
+
+    Args:
+        kernel_size: odd temporal extent kt.
+
+    Shape:
+        input (N, C, T, H, W); output the same; :meth:`attention` gives (N, 1, T, 1, 1).
+    """
+
+    def __init__(self, kernel_size: int = 3) -> None:
+        super().__init__(dims=3)
+        (self.kernel_size,) = odd_kernel(kernel_size, 1)
+        self.conv, self.bn = _conv_bn(1, (self.kernel_size,))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> (N, 1, T), before the sigmoid."""
+        axes = (1, 3, 4)
+        descriptor = torch.stack([x.amax(dim=axes), x.mean(dim=axes)], dim=1)
+        return self.bn(self.conv(descriptor))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> per-frame weights (N, 1, T, 1, 1) in (0, 1)."""
+        self.check_input(x)
+        weights = torch.sigmoid(self.logits(x))[..., None, None]
+        self.report_map(weights)
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class FactorizedSpatialGate(AttentionModule):
+    """A temporal gate over T, then a spatial gate over H x W on each frame, applied in turn.
+
+    ``y = x * Mt(x)``, output ``y * Ms(y)``; ``Ms`` is a (1, kh, kw) :class:`SpatialGate`.
+
+    Args:
+        kernel_size: (kt, kh, kw) or an odd int k for (k, k, k); None for (3, 7, 7).
+
+    Shape:
+        input (N, C, T, H, W); output the same; :meth:`attention` gives (N, 1, T, H, W).
+    """
+
+    def __init__(self, kernel_size: int | Sequence[int] | None = None) -> None:
+        super().__init__(dims=3)
+        kt, kh, kw = DEFAULT_KERNEL_SIZE[3] if kernel_size is None else odd_kernel(kernel_size, 3)
+        self.temporal = TemporalGate(kt)
+        self.spatial = SpatialGate(dims=3, kernel_size=(1, kh, kw))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> the combined map ``Mt(x) * Ms(x * Mt(x))``, (N, 1, T, H, W)."""
+        temporal = self.temporal.attention(x)
+        weights = temporal * self.spatial.attention(x * temporal)
+        self.report_map(weights)
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial(self.temporal(x))
+
+
+def _framewise_kernel(kernel_size: int | Sequence[int] | None) -> tuple[int, int, int]:
+    """k, (kh, kw) or (1, kh, kw) -> (1, kh, kw)."""
+    if kernel_size is None:
+        return (1, *DEFAULT_KERNEL_SIZE[2])
+    if isinstance(kernel_size, int) and not isinstance(kernel_size, bool):
+        return (1, *odd_kernel(kernel_size, 2))
+    kernel = tuple(kernel_size) if isinstance(kernel_size, Sequence) else (kernel_size,)
+    if len(kernel) == 2:
+        kernel = (1, *kernel)
+    if len(kernel) != 3 or kernel[0] != 1:
+        raise ValueError(f"spatial_mode='framewise' takes k, (kh, kw) or (1, kh, kw), got kernel_size={kernel_size!r}")
+    return odd_kernel(kernel, 3)
+
+
+def make_spatial_gate(
+    dims: int, kernel_size: int | Sequence[int] | None = None, mode: str = "joint"
+) -> SpatialGate | FactorizedSpatialGate:
+    """Build CBAM's spatial gate for ``dims`` in one of :data:`SPATIAL_MODES` (see the module docstring).
+
+    ``"framewise"`` and ``"factorized"`` need a time axis (dims=3); ``"framewise"`` takes an int k for
+    (1, k, k) or a tuple whose temporal size is 1.
+    """
+    check_dims(dims)
+    if mode not in SPATIAL_MODES:
+        raise ValueError(f"unknown spatial_mode {mode!r}: expected one of {SPATIAL_MODES}")
+    if mode != "joint" and dims != 3:
+        raise ValueError(f"spatial_mode={mode!r} needs a time axis (dims=3), got dims={dims}; use 'joint'")
+    if mode == "factorized":
+        return FactorizedSpatialGate(kernel_size)
+    if mode == "framewise":
+        kernel_size = _framewise_kernel(kernel_size)
+    return SpatialGate(dims, kernel_size)
