@@ -11,6 +11,7 @@ from .base import AttentionModule
 from .cbam import CBAM
 from .channel import SE, ChannelGate
 from .factory import ATTENTION, create_attention
+from .hooks import AttentionMaps, capture_attention
 from .official import from_official, to_official
 from .spatial import FactorizedSpatialGate, SpatialGate, TemporalGate
 
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ATTENTION",
+    "AttentionMaps",
     "AttentionModule",
     "BAM",
     "BAMChannelGate",
@@ -28,6 +30,7 @@ __all__ = [
     "SE",
     "SpatialGate",
     "TemporalGate",
+    "capture_attention",
     "create_attention",
     "from_official",
     "to_official",

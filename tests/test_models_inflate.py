@@ -1,0 +1,106 @@
+"""Inflation of 2D weights into 3D networks, and when the identical-frames property holds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models import resnet18 as tv_resnet18
+
+import models
+from models.testing import randomize_
+
+
+def image(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def frames_of(x2d: torch.Tensor, frames: int) -> torch.Tensor:
+    """(N, C, H, W) -> a clip (N, C, frames, H, W) whose frames all equal the image."""
+    return x2d.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
+
+
+@pytest.mark.parametrize("depth, attention", [(18, "cbam"), (50, "bam")])
+def test_centre_inflation_reproduces_the_2d_network_on_identical_frames(depth, attention):
+    """'centre' inflation: on a clip of identical frames the 3D network's logits equal the 2D ones."""
+    net2d = randomize_(models.resnet2d(depth, attention=attention, num_classes=10), seed=depth).eval()
+    net3d = models.inflate(net2d.state_dict(), models.resnet3d(depth, attention=attention, num_classes=10)).eval()
+    x = image(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net3d(frames_of(x, 4)), net2d(x), rtol=1e-4, atol=1e-5)
+
+
+def test_centre_inflation_also_holds_with_train_mode_batch_norm():
+    """Batch statistics of identical frames equal those of the images, so train mode agrees as well.
+
+    In float64: batch statistics over two samples amplify float32 rounding in the deepest layers."""
+    net2d = randomize_(models.resnet2d(18, attention="cbam", num_classes=10), seed=1).double().train()
+    net3d = models.resnet3d(18, attention="cbam", num_classes=10).double()
+    models.inflate(net2d.state_dict(), net3d).train()
+    x = image(2, 3, 32, 32).double()
+    torch.testing.assert_close(net3d(frames_of(x, 3)), net2d(x), rtol=1e-9, atol=1e-9)
+
+
+def test_repeat_inflation_matches_only_where_the_temporal_window_is_inside_the_clip():
+    """'repeat' (kernel / kt over kt frames) reproduces the 2D conv on identical frames away from the clip
+    ends; within kt // 2 frames of an end, zero padding drops taps and scales the response by the
+    fraction of taps left (here 2 of 3)."""
+    conv2d = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    conv3d = nn.Conv3d(3, 4, 3, padding=1, bias=False)
+    models.inflate(conv2d.state_dict(), conv3d, mode="repeat")
+    x = image(1, 3, 8, 8)
+    with torch.no_grad():
+        out2d, out3d = conv2d(x), conv3d(frames_of(x, 5))
+    for t in (1, 2, 3):
+        torch.testing.assert_close(out3d[:, :, t], out2d)
+    for t in (0, 4):
+        torch.testing.assert_close(out3d[:, :, t], out2d * 2 / 3)
+
+
+def test_repeat_inflation_does_not_reproduce_a_whole_network_with_temporal_padding():
+    """The edge effect of 'repeat' propagates: end to end the logits differ (documented limitation)."""
+    net2d = randomize_(models.resnet2d(18, num_classes=10), seed=2).eval()
+    net3d = models.inflate(net2d.state_dict(), models.resnet3d(18, num_classes=10), mode="repeat").eval()
+    x = image(1, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(net3d(frames_of(x, 4)), net2d(x), rtol=1e-3, atol=1e-3)
+
+
+def test_inflate_tensor_centre_and_repeat_preserve_the_temporal_sum():
+    """Both modes keep sum over time of the 3D kernel equal to the 2D kernel (the response to a constant clip)."""
+    weight = image(4, 3, 3, 3)
+    for mode in ("centre", "repeat"):
+        inflated = models.inflate_tensor(weight, 5, mode)
+        assert inflated.shape == (4, 3, 5, 3, 3)
+        torch.testing.assert_close(inflated.sum(dim=2), weight)
+    with pytest.raises(ValueError, match="odd temporal kernel"):
+        models.inflate_tensor(weight, 4, "centre")
+    with pytest.raises(ValueError, match="'centre', 'repeat'"):
+        models.inflate_tensor(weight, 3, "middle")
+
+
+def test_inflate_rejects_another_architecture_naming_the_tensors():
+    with torch.device("meta"):
+        net2d = models.resnet2d(18, num_classes=10)
+        deeper, with_cbam = models.resnet3d(34, num_classes=10), models.resnet3d(18, attention="cbam", num_classes=10)
+    with pytest.raises(ValueError, match="layer1.2"):
+        models.inflate(net2d.state_dict(), deeper)
+    with pytest.raises(ValueError, match="attention"):
+        models.inflate(net2d.state_dict(), with_cbam)
+
+
+def test_inflate_with_a_different_class_count_needs_exclude_and_keeps_the_3d_classifier():
+    net2d = models.resnet2d(18)
+    net3d = models.resnet3d(18, num_classes=7)
+    fc = net3d.fc.weight.clone()
+    with pytest.raises(ValueError, match=r"exclude=\('fc.',\)"):
+        models.inflate(net2d.state_dict(), net3d)
+    models.inflate(net2d.state_dict(), net3d, exclude=("fc.",))
+    assert torch.equal(net3d.fc.weight, fc)
+    torch.testing.assert_close(net3d.layer1[0].conv1.weight[:, :, 1], net2d.layer1[0].conv1.weight)
+
+
+def test_torchvision_imagenet_resnet18_inflates_into_r3d_18():
+    """torchvision's 2D resnet18 and our r3d_18 share names, so ImageNet weights start an R3D-18."""
+    net3d = models.inflate(tv_resnet18().state_dict(), models.r3d_18(), exclude=("fc.",))
+    assert net3d.conv1.weight.shape == (64, 3, 3, 7, 7)
