@@ -1,0 +1,51 @@
+"""Video data: finding labelled videos, decoding clips with PyAV, transforms, and the built-in demo data set.
+
+Needs the ``video`` extra (torchvision, av, numpy, scikit-learn): ``pip install cbam3d[video]``.
+``import cbam3d`` does not import this sub-package.
+
+Typical use::
+
+    from torch.utils.data import DataLoader
+    from cbam3d.data import VideoClipDataset, collate_clips, discover_videos, ensure_demo_dataset
+
+    root = ensure_demo_dataset()                     # or the folder of UCF101 / HMDB51 / Kinetics
+    train = discover_videos(root, "train")
+    dataset = VideoClipDataset(train.records, frames=16, sampling_rate=1, size=64, flip=train.flip_safe)
+    loader = DataLoader(dataset, batch_size=8, shuffle=True, num_workers=2, collate_fn=collate_clips)
+    batch = next(iter(loader))                       # batch["video"]: (N, 3, 16, 64, 64)
+"""
+
+from .dataset import VideoClipDataset, collate_clips
+from .decoding import VideoDecodeError, VideoInfo, VideoReader, read_clip
+from .demo import DEMO_CLASSES, demo_cache_dir, ensure_demo_dataset
+from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
+from .encoding import write_video
+from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
+from .sampling import clip_span, eval_clip_indices, train_clip_indices
+from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_transform
+
+__all__ = [
+    "DATASET_INFO_FILE",
+    "DEMO_CLASSES",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "SPLITS",
+    "VIDEO_EXTENSIONS",
+    "VideoClipDataset",
+    "VideoDecodeError",
+    "VideoInfo",
+    "VideoReader",
+    "VideoRecord",
+    "VideoSplit",
+    "clip_span",
+    "collate_clips",
+    "demo_cache_dir",
+    "discover_videos",
+    "ensure_demo_dataset",
+    "eval_clip_indices",
+    "eval_transform",
+    "read_clip",
+    "train_clip_indices",
+    "train_transform",
+    "write_video",
+]

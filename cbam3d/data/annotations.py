@@ -1,0 +1,200 @@
+"""Kinetics-style CSV annotations.
+
+Accepted columns (header row required, any order, case-insensitive):
+
+* ``path,label``: a video file (absolute, or relative to the data root, else to the CSV's folder) and its
+  class name;
+* ``youtube_id,time_start,time_end,label`` (the official Kinetics files, which also carry ``split`` and
+  ``is_cc``): the video is looked up anywhere under the data root as ``<youtube_id>_<start:06d>_<end:06d>.<ext>``
+  (a trimmed clip, the usual download) or else ``<youtube_id>.<ext>`` (the untrimmed video, whose clips are then
+  drawn between ``time_start`` and ``time_end``).
+
+Splits: rows whose ``split`` column says ``train`` / ``val`` (or ``validate``) / ``test``, or separate
+``train.csv``, ``val.csv`` (or ``validate.csv``) and ``test.csv`` files. A data set with no validation rows gets
+a deterministic held-out part of the training rows (``val_fraction``, ``seed``); one with no test rows uses the
+validation rows for "test". Rows whose file is missing (common with Kinetics) are left out with one warning.
+Class indices come from the sorted class names of all rows of all splits, so they agree between splits.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .records import VideoRecord, VideoSplit
+from .splitting import is_video, natural_sorted, stratified_holdout, warn_missing
+
+__all__ = ["KNOWN_COLUMNS", "CsvAnnotations", "find_csv_annotations", "records_from_csv"]
+
+KNOWN_COLUMNS = ("path", "label", "youtube_id", "time_start", "time_end", "split", "is_cc")
+_SPLIT_FILE_NAMES = {
+    "train": ("train.csv",),
+    "val": ("val.csv", "validate.csv", "validation.csv", "valid.csv"),
+    "test": ("test.csv",),
+}
+_SPLIT_VALUES = {"train": "train", "val": "val", "validate": "val", "validation": "val", "valid": "val", "test": "test"}
+
+
+@dataclass(frozen=True)
+class CsvAnnotations:
+    """Either one CSV for the whole data set (``single``) or one CSV per split (``per_split``)."""
+
+    single: Path | None = None
+    per_split: dict[str, Path] | None = None
+
+    def files(self) -> list[Path]:
+        return [self.single] if self.single is not None else list(self.per_split.values())
+
+
+@dataclass(frozen=True)
+class _Row:
+    label: str
+    split: str | None
+    path: str | None
+    youtube_id: str | None
+    time_start: float | None
+    time_end: float | None
+    source: Path
+
+    @property
+    def key(self) -> str:
+        return self.path if self.path is not None else f"{self.youtube_id}_{self.time_start}_{self.time_end}"
+
+
+def find_csv_annotations(root: Path, annotations: Path | None) -> CsvAnnotations | None:
+    """The CSV annotations of a data set, or None when it has none."""
+    if annotations is not None and annotations.is_file():
+        if annotations.suffix.lower() != ".csv":
+            raise ValueError(f"annotations file {annotations} is not a .csv file")
+        return CsvAnnotations(single=annotations)
+    for folder in [annotations] if annotations is not None else [root, root / "annotations"]:
+        per_split = {}
+        for split, names in _SPLIT_FILE_NAMES.items():
+            found = [folder / name for name in names if (folder / name).is_file()]
+            if found:
+                per_split[split] = found[0]
+        if per_split:
+            if "train" not in per_split:
+                raise ValueError(f"{folder} has {sorted(p.name for p in per_split.values())} but no train.csv")
+            return CsvAnnotations(per_split=per_split)
+    return None
+
+
+def _number(text: str, column: str, csv_file: Path) -> float:
+    try:
+        return float(text)
+    except ValueError as error:
+        raise ValueError(f"{csv_file}: column {column} must hold numbers, got {text!r}") from error
+
+
+def _read_rows(csv_file: Path) -> list[_Row]:
+    with csv_file.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
+        unknown = [name for name in columns if name not in KNOWN_COLUMNS]
+        if unknown:
+            raise ValueError(f"{csv_file}: unknown columns {unknown}; expected a header of {KNOWN_COLUMNS}")
+        if "label" not in columns:
+            raise ValueError(f"{csv_file}: needs a label column (header: {columns})")
+        if "path" not in columns and not {"youtube_id", "time_start", "time_end"} <= set(columns):
+            raise ValueError(
+                f"{csv_file}: needs a path column, or youtube_id, time_start and time_end (header: {columns})"
+            )
+        reader.fieldnames = columns
+        rows = []
+        for line_number, raw in enumerate(reader, start=2):
+            fields = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+            if not fields.get("label"):
+                raise ValueError(f"{csv_file}, line {line_number}: empty label")
+            split = fields.get("split") or None
+            if split is not None:
+                if split.lower() not in _SPLIT_VALUES:
+                    raise ValueError(f"{csv_file}, line {line_number}: unknown split {split!r}")
+                split = _SPLIT_VALUES[split.lower()]
+            has_times = bool(fields.get("youtube_id"))
+            rows.append(
+                _Row(
+                    label=fields["label"],
+                    split=split,
+                    path=fields.get("path") or None,
+                    youtube_id=fields.get("youtube_id") or None,
+                    time_start=_number(fields["time_start"], "time_start", csv_file) if has_times else None,
+                    time_end=_number(fields["time_end"], "time_end", csv_file) if has_times else None,
+                    source=csv_file,
+                )
+            )
+    return rows
+
+
+class _Locator:
+    """Finds a row's video file; builds an index of the root's videos by name only if a row needs it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._by_stem: dict[str, Path] | None = None
+
+    def _index(self) -> dict[str, Path]:
+        if self._by_stem is None:
+            self._by_stem = {}
+            for folder, _, names in os.walk(self.root):
+                for name in sorted(names):
+                    path = Path(folder) / name
+                    if is_video(path):
+                        self._by_stem.setdefault(path.stem, path)
+        return self._by_stem
+
+    def __call__(self, row: _Row, label: int) -> VideoRecord | None:
+        if row.path is not None:
+            given = Path(row.path).expanduser()
+            candidates = [given] if given.is_absolute() else [self.root / given, row.source.parent / given]
+            for path in candidates:
+                if path.is_file():
+                    return VideoRecord(path, label)
+            return None
+        start, end = int(round(row.time_start)), int(round(row.time_end))
+        index = self._index()
+        trimmed = index.get(f"{row.youtube_id}_{start:06d}_{end:06d}")
+        if trimmed is not None:
+            return VideoRecord(trimmed, label)
+        untrimmed = index.get(row.youtube_id)
+        if untrimmed is not None and row.time_end > row.time_start >= 0:
+            return VideoRecord(untrimmed, label, start_sec=row.time_start, end_sec=row.time_end)
+        return None
+
+
+def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
+    if annotations.single is not None:
+        parts: dict[str, list[_Row]] = {}
+        for row in _read_rows(annotations.single):
+            parts.setdefault(row.split or "train", []).append(row)
+        return parts
+    return {split: _read_rows(path) for split, path in annotations.per_split.items()}
+
+
+def records_from_csv(
+    root: Path, annotations: CsvAnnotations, split: str, *, val_fraction: float, seed: int
+) -> VideoSplit:
+    """The records of ``split`` described by CSV annotations (see the module docstring)."""
+    parts = _rows_by_split(annotations)
+    class_names = natural_sorted({row.label for rows in parts.values() for row in rows})
+    label_of = {name: label for label, name in enumerate(class_names)}
+    if "val" not in parts:
+        train_rows = sorted(parts.get("train", []), key=lambda row: row.key)
+        held_out = stratified_holdout([label_of[r.label] for r in train_rows], val_fraction, seed, class_names)
+        parts["train"] = [row for row, out in zip(train_rows, held_out) if not out]
+        parts["val"] = [row for row, out in zip(train_rows, held_out) if out]
+    if "test" not in parts:
+        parts["test"] = parts["val"]
+    locate = _Locator(root)
+    records, missing_by_source = [], {}
+    for row in parts[split]:
+        record = locate(row, label_of[row.label])
+        if record is None:
+            missing_by_source.setdefault(row.source, []).append(row.key)
+        else:
+            records.append(record)
+    for source, missing in missing_by_source.items():
+        warn_missing(missing, sum(1 for row in parts[split] if row.source == source), source)
+    return VideoSplit(records, class_names, layout="csv")

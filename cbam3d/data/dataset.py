@@ -1,0 +1,182 @@
+"""A map-style dataset of clips cut from labelled video files, and the collate function that goes with it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from .decoding import VideoDecodeError, VideoInfo, VideoReader
+from .records import VideoRecord
+from .sampling import eval_clip_indices, train_clip_indices
+from .transforms import eval_transform, train_transform
+
+__all__ = ["VideoClipDataset", "collate_clips"]
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+_MODES = ("train", "eval")
+
+
+def _crop_positions(crops: int) -> list[float]:
+    """Evenly spread positions along the long side: [0.5] for one crop, [0, 0.5, 1] for three."""
+    return [0.5] if crops == 1 else [i / (crops - 1) for i in range(crops)]
+
+
+class VideoClipDataset(Dataset):
+    """Clips of ``frames`` frames, ``sampling_rate`` frames apart, decoded from the videos in ``records``.
+
+    Modes:
+        ``"train"``: item ``i`` is a fresh random clip of video ``i // clips_per_video`` with
+        :func:`train_transform` (random short-side resize, random crop, horizontal flip if ``flip``).
+        ``"eval"``: deterministic; video ``v`` gives ``clips_per_video`` evenly spaced clips, each in
+        ``crops_per_clip`` spatial crops (1 = centre, 3 = both ends and the centre of the long side).
+        Items are ordered video, then clip, then crop; consecutive crops of one clip share a single decode.
+
+    ``len(dataset) = len(records) * clips_per_video * crops_per_clip``.
+
+    Item: ``{"video": float32 (C, T, H, W), "label": int, "video_index": int}`` with T = ``frames`` and
+    H = W = ``size``; average the scores of the items sharing a ``video_index`` to get video-level predictions.
+
+    A file that cannot be decoded gives ``None`` instead of an item, a ``warnings.warn`` naming it (once per
+    file and process) and one more in :attr:`skipped`; use :func:`collate_clips`, which drops such items and
+    counts them per batch (each DataLoader worker process holds its own copy of :attr:`skipped`).
+
+    Args:
+        records: the labelled videos, e.g. ``discover_videos(root, "train").records``.
+        frames, sampling_rate: clip length in frames and the step between them in video frames.
+        size: output height and width.
+        mode: ``"train"`` or ``"eval"``.
+        clips_per_video: train: random clips per video per epoch; eval: evenly spaced clips per video.
+        crops_per_clip: eval only; spatial crops per clip.
+        transform: replaces the built-in transform: a callable from uint8 (T, C, H, W) to float (C, T, H, W),
+            or, in eval mode with several crops, a sequence of ``crops_per_clip`` such callables.
+        flip: train mode's horizontal flip; pass ``split.flip_safe`` (False for the demo set).
+        train_scale: train mode's short-side resize range as multiples of ``size`` (see :func:`train_transform`).
+        decode_threads: FFmpeg threads per file; keep 1 with DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        *,
+        frames: int = 16,
+        sampling_rate: int = 2,
+        size: int = 112,
+        mode: str = "train",
+        clips_per_video: int = 1,
+        crops_per_clip: int = 1,
+        transform: Transform | Sequence[Transform] | None = None,
+        flip: bool = True,
+        train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+        decode_threads: int = 1,
+    ) -> None:
+        records = list(records)
+        if not records:
+            raise ValueError("records is empty: no videos to load")
+        if not all(isinstance(record, VideoRecord) for record in records):
+            raise TypeError("records must be VideoRecord instances (see discover_videos)")
+        for name, value in {"frames": frames, "sampling_rate": sampling_rate, "size": size,
+                            "clips_per_video": clips_per_video, "crops_per_clip": crops_per_clip}.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if mode == "train" and crops_per_clip != 1:
+            raise ValueError("crops_per_clip applies to eval mode only; train mode takes one random crop")
+        self.records = records
+        self.frames, self.sampling_rate, self.size, self.mode = frames, sampling_rate, size, mode
+        self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
+        self.decode_threads = decode_threads
+        self.transforms = self._build_transforms(transform, flip, train_scale)
+        self.skipped = 0
+        self._reported: set[str] = set()
+        self._cache: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    def _build_transforms(
+        self, transform: Transform | Sequence[Transform] | None, flip: bool, train_scale: tuple[float, float]
+    ) -> list[Transform]:
+        if transform is None:
+            if self.mode == "train":
+                return [train_transform(self.size, flip=flip, scale=train_scale)]
+            return [eval_transform(self.size, crop_position=p) for p in _crop_positions(self.crops_per_clip)]
+        if callable(transform):
+            if self.crops_per_clip != 1:
+                raise ValueError(f"with crops_per_clip={self.crops_per_clip}, give one transform per crop (a list)")
+            return [transform]
+        transforms = list(transform)
+        if len(transforms) != self.crops_per_clip or not all(callable(t) for t in transforms):
+            raise ValueError(f"transform must be a callable or a list of {self.crops_per_clip} callables")
+        return transforms
+
+    def __len__(self) -> int:
+        return len(self.records) * self.clips_per_video * self.crops_per_clip
+
+    def locate(self, index: int) -> tuple[int, int, int]:
+        """``(video_index, clip_index, crop_index)`` of item ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} clips")
+        video_clip, crop = divmod(index, self.crops_per_clip)
+        video, clip = divmod(video_clip, self.clips_per_video)
+        return video, clip, crop
+
+    def _clip_indices(self, info: VideoInfo, record: VideoRecord, clip: int) -> list[int]:
+        offset, length = 0, info.num_frames
+        if record.start_sec is not None:
+            first = min(int(math.floor(record.start_sec * info.fps)), info.num_frames - 1)
+            end = min(int(math.ceil(record.end_sec * info.fps)), info.num_frames)
+            offset, length = first, max(end - first, 1)
+        if self.mode == "train":
+            return train_clip_indices(length, self.frames, self.sampling_rate, offset=offset)
+        return eval_clip_indices(length, self.frames, self.sampling_rate, self.clips_per_video, offset=offset)[clip]
+
+    def clip_indices_for(self, video_index: int, clip_index: int = 0) -> list[int]:
+        """Frame indices that clip ``clip_index`` of video ``video_index`` takes (a fresh draw in train mode)."""
+        record = self.records[video_index]
+        with VideoReader(record.path, threads=self.decode_threads) as reader:
+            return self._clip_indices(reader.info, record, clip_index)
+
+    def _frames(self, video: int, clip: int) -> torch.Tensor:
+        key = (video, clip)
+        if self.mode == "eval" and self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        record = self.records[video]
+        with VideoReader(record.path, threads=self.decode_threads) as reader:
+            frames = reader.read(self._clip_indices(reader.info, record, clip))
+        if self.mode == "eval" and self.crops_per_clip > 1:
+            self._cache = (key, frames)
+        return frames
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        video, clip, crop = self.locate(index)
+        record = self.records[video]
+        try:
+            frames = self._frames(video, clip)
+        except VideoDecodeError as error:
+            self.skipped += 1
+            if str(record.path) not in self._reported:
+                self._reported.add(str(record.path))
+                warnings.warn(f"skipping unreadable video {record.path}: {error}", RuntimeWarning, stacklevel=2)
+            return None
+        return {"video": self.transforms[crop](frames), "label": record.label, "video_index": video}
+
+
+def collate_clips(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """Stack dataset items into a batch, dropping the ``None`` of skipped (unreadable) videos.
+
+    Returns:
+        ``{"video": float (N, C, T, H, W), "label": int64 (N,), "video_index": int64 (N,), "skipped": int}``,
+        ``skipped`` being how many items of this batch were dropped. When every item was dropped, N = 0 and
+        ``video`` has shape (0, 0, 0, 0, 0): a training step should then do nothing but count.
+    """
+    kept = [item for item in items if item is not None]
+    skipped = len(items) - len(kept)
+    if not kept:
+        empty = torch.empty(0, dtype=torch.int64)
+        return {"video": torch.empty(0, 0, 0, 0, 0), "label": empty, "video_index": empty.clone(), "skipped": skipped}
+    batch = default_collate(kept)
+    batch["skipped"] = skipped
+    return batch

@@ -1,0 +1,174 @@
+"""Reading the frames of one clip from a video file with PyAV.
+
+Why PyAV directly rather than pytorchvideo's ``EncodedVideo``: a clip here is a list of frame indices, and
+:class:`VideoReader` seeks to the key frame before the first index, decodes forward only until the last one,
+and converts to RGB only the frames the clip keeps. Memory is bounded by one clip, whatever the file's length.
+(``EncodedVideo`` works in seconds, converts every decoded frame and, with its default settings, decodes the
+whole file up front.) Errors from FFmpeg become :class:`VideoDecodeError`, naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "read_clip"]
+
+
+class VideoDecodeError(RuntimeError):
+    """A video file could not be opened or decoded."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream."""
+
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+    @property
+    def duration_sec(self) -> float:
+        return self.num_frames / self.fps
+
+
+class VideoReader:
+    """An open video file; use as a context manager.
+
+    Args:
+        path: the video file.
+        threads: FFmpeg decoding threads for this file (0 = FFmpeg chooses). 1 is the right choice inside
+            DataLoader workers, which already run in parallel.
+
+    Raises:
+        VideoDecodeError: the file is missing, is not a video, or has no video stream.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+        self.path = Path(path)
+        try:
+            self._container = av.open(str(self.path), mode="r")
+        except (av.FFmpegError, OSError, ValueError) as error:
+            raise VideoDecodeError(f"cannot open video {self.path}: {error}") from error
+        try:
+            if not self._container.streams.video:
+                raise VideoDecodeError(f"{self.path} has no video stream")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_count = threads
+            if threads != 1:
+                self._stream.thread_type = "AUTO"
+            self.info = self._probe()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _probe(self) -> VideoInfo:
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or rate <= 0:
+            raise VideoDecodeError(f"{self.path} does not state a frame rate")
+        fps = float(rate)
+        num_frames = stream.frames
+        if num_frames <= 0:  # containers such as webm / some avi leave the count out: use the duration
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif self._container.duration is not None:
+                seconds = self._container.duration / av.time_base
+            else:
+                seconds = 0.0
+            num_frames = int(round(seconds * fps))
+        if num_frames <= 0:
+            num_frames = self._count_frames()
+        codec = stream.codec_context
+        return VideoInfo(num_frames=num_frames, fps=fps, height=codec.height, width=codec.width)
+
+    def _count_frames(self) -> int:
+        try:
+            count = sum(1 for _ in self._container.decode(self._stream))
+            self._container.seek(0)
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
+        if count == 0:
+            raise VideoDecodeError(f"{self.path} holds no decodable frames")
+        return count
+
+    def _frame_index(self, frame: av.VideoFrame, start_pts: int, time_base: Fraction) -> int:
+        if frame.pts is None:
+            raise VideoDecodeError(f"{self.path}: a decoded frame has no timestamp")
+        return int(round(float((frame.pts - start_pts) * time_base) * self.info.fps))
+
+    def _decode(self, wanted: set[int], first: int, last: int, seek: bool) -> dict[int, np.ndarray]:
+        stream = self._stream
+        time_base = stream.time_base
+        start_pts = stream.start_time or 0
+        if seek:
+            target = start_pts + int(math.floor(first / self.info.fps / time_base))
+            self._container.seek(target, stream=stream, backward=True, any_frame=False)
+        else:
+            self._container.seek(0)
+        arrays: dict[int, np.ndarray] = {}
+        for frame in self._container.decode(stream):
+            index = self._frame_index(frame, start_pts, time_base)
+            if index in wanted and index not in arrays:
+                arrays[index] = frame.to_ndarray(format="rgb24")
+            if index >= last:
+                break
+        return arrays
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at the given 0-based indices (any order, repeats allowed).
+
+        Returns:
+            uint8 tensor of shape (T, C, H, W) with C = 3 (RGB), T = ``len(indices)``.
+            An index past the last decodable frame (containers sometimes overstate the frame count) gets the
+            nearest earlier decoded frame.
+
+        Raises:
+            VideoDecodeError: FFmpeg fails, or no frame at all can be decoded.
+        """
+        if len(indices) == 0:
+            raise ValueError("indices must name at least one frame")
+        wanted = {int(i) for i in indices}
+        if min(wanted) < 0:
+            raise ValueError(f"frame indices must be >= 0, got {min(wanted)}")
+        first, last = min(wanted), max(wanted)
+        try:
+            arrays = self._decode(wanted, first, last, seek=first > 0)
+            if not arrays and first > 0:  # seeking failed on this file: decode from the start instead
+                arrays = self._decode(wanted, first, last, seek=False)
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
+        if not arrays:
+            raise VideoDecodeError(f"no frame of {self.path} between indices {first} and {last} could be decoded")
+        available = sorted(arrays)
+        frames = [arrays[_nearest_at_or_before(available, i)] for i in indices]
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _nearest_at_or_before(sorted_indices: list[int], index: int) -> int:
+    """The largest available index <= ``index``, else the smallest available one."""
+    position = int(np.searchsorted(sorted_indices, index, side="right")) - 1
+    return sorted_indices[max(position, 0)]
+
+
+def read_clip(path: str | Path, indices: Sequence[int], *, threads: int = 1) -> torch.Tensor:
+    """Open ``path``, read the frames at ``indices`` as uint8 (T, C, H, W), close it."""
+    with VideoReader(path, threads=threads) as reader:
+        return reader.read(indices)

@@ -1,0 +1,79 @@
+"""The two plain containers the data sub-package passes around: one labelled video, and one split of a data set."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoRecord", "VideoSplit"]
+
+#: File name endings (lower case) treated as videos when a folder is scanned.
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".3gp", ".wmv"}
+)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video file.
+
+    Attributes:
+        path: the video file.
+        label: class index into :attr:`VideoSplit.class_names`.
+        start_sec, end_sec: optional time window (seconds from the start of the file) that holds the action,
+            for an untrimmed Kinetics video named by a ``youtube_id,time_start,time_end,label`` row. Clips are
+            then sampled inside the window only. ``None`` means the whole file.
+    """
+
+    path: Path
+    label: int
+    start_sec: float | None = None
+    end_sec: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if isinstance(self.label, bool) or not isinstance(self.label, int) or self.label < 0:
+            raise ValueError(f"label must be a non-negative int, got {self.label!r} for {self.path}")
+        if (self.start_sec is None) != (self.end_sec is None):
+            raise ValueError(f"give both start_sec and end_sec or neither, got {self.start_sec!r}, {self.end_sec!r}")
+        if self.start_sec is not None:
+            start, end = float(self.start_sec), float(self.end_sec)
+            if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+                raise ValueError(f"need 0 <= start_sec < end_sec, got {start}, {end} for {self.path}")
+
+
+@dataclass
+class VideoSplit:
+    """The records of one split (train / val / test) of a data set.
+
+    Attributes:
+        records: the videos, in a deterministic order.
+        class_names: ``class_names[label]`` is the name of class ``label``; the same list for every split of a data set.
+        flip_safe: whether a horizontal flip keeps every video's label. False for data sets whose classes
+            tell left from right (the demo set: ``move_left`` / ``move_right``, ``rotate_cw`` / ``rotate_ccw``);
+            pass it on as ``VideoClipDataset(..., flip=split.flip_safe)``. Read from the data root's
+            ``cbam3d_dataset.json`` (``{"flip_safe": false}``); True when that file is absent.
+        layout: how the split was found: ``"ucf101"``, ``"hmdb51"``, ``"csv"`` or ``"folder"``.
+        root: the data root it was discovered under.
+    """
+
+    records: list[VideoRecord]
+    class_names: list[str]
+    flip_safe: bool = True
+    layout: str = "folder"
+    root: Path | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def class_counts(self) -> list[int]:
+        """Number of videos per class, indexed by label."""
+        counts = [0] * len(self.class_names)
+        for record in self.records:
+            counts[record.label] += 1
+        return counts

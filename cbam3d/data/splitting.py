@@ -1,0 +1,60 @@
+"""Small helpers shared by the layouts: what counts as a video, class-name order, the held-out validation part."""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .records import VIDEO_EXTENSIONS
+
+__all__ = ["SPLITS", "is_video", "natural_sorted", "stratified_holdout", "warn_missing"]
+
+SPLITS = ("train", "val", "test")
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def natural_sorted(names: set[str] | list[str]) -> list[str]:
+    """Sorted names, numerically if they are all integers ("2" before "10")."""
+    names = list(names)
+    if names and all(name.isdigit() for name in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def stratified_holdout(labels: list[int], fraction: float, seed: int, class_names: list[str]) -> list[bool]:
+    """For each item, whether it is held out: ``round(fraction * n)`` items of every class of n items.
+
+    A class keeps at least one training item and, with two or more items, gives at least one. The choice
+    depends only on the seed, the class name and the item's position among its class's items (pass them in a
+    sorted order), so adding a class or an item elsewhere leaves the other classes' choices unchanged.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for position, label in enumerate(labels):
+        by_class[label].append(position)
+    held_out = [False] * len(labels)
+    for label, positions in by_class.items():
+        n = len(positions)
+        count = 0 if n < 2 else min(max(int(round(fraction * n)), 1), n - 1)
+        rng = np.random.default_rng([seed, zlib.crc32(class_names[label].encode())])
+        for chosen in rng.permutation(n)[:count]:
+            held_out[positions[chosen]] = True
+    return held_out
+
+
+def warn_missing(missing: list[str], listed: int, source: Path) -> None:
+    """Warn that some listed videos are missing (they are left out)."""
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of {listed} videos listed in {source} are missing and left out (first: {missing[0]})",
+            RuntimeWarning,
+            stacklevel=4,
+        )

@@ -1,0 +1,133 @@
+"""Clip transforms on ``torchvision.transforms.v2``: uint8 frames (T, C, H, W) in, normalised float (C, T, H, W) out.
+
+Every random choice (resize scale, crop position, flip) is drawn once per call, so all frames of a clip get
+the same geometry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "ShortSideCrop",
+    "ToNormalizedCTHW",
+    "train_transform",
+    "eval_transform",
+]
+
+#: Per-channel (RGB) mean and std of Kinetics-400 frames scaled to [0, 1], as used by torchvision's video models.
+KINETICS_MEAN: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
+KINETICS_STD: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int (output height and width in pixels), got {size!r}")
+
+
+class ShortSideCrop(torch.nn.Module):
+    """Square ``size`` x ``size`` crop, centred along the short side, at ``position`` along the long side.
+
+    ``position`` 0 takes the left (landscape) or top (portrait) end, 0.5 the centre, 1 the right or bottom end:
+    the three positions of multi-crop testing. Input (..., H, W) with min(H, W) >= size.
+    """
+
+    def __init__(self, size: int, position: float = 0.5) -> None:
+        super().__init__()
+        _check_size(size)
+        if not 0.0 <= position <= 1.0:
+            raise ValueError(f"position must be in [0, 1] (0 = left/top, 1 = right/bottom), got {position}")
+        self.size, self.position = size, position
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        height, width = video.shape[-2:]
+        if min(height, width) < self.size:
+            raise ValueError(f"cannot crop {self.size}x{self.size} from frames of {height}x{width}")
+        top, left = (height - self.size) // 2, (width - self.size) // 2
+        if width >= height:
+            left = int(round((width - self.size) * self.position))
+        else:
+            top = int(round((height - self.size) * self.position))
+        return F.crop(video, top, left, self.size, self.size)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, position={self.position}"
+
+
+class ToNormalizedCTHW(torch.nn.Module):
+    """uint8 (T, C, H, W) -> float32 (C, T, H, W), scaled to [0, 1] then normalised per channel."""
+
+    def __init__(self, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> None:
+        super().__init__()
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean and std need 3 values (RGB), std > 0; got mean={mean}, std={std}")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1), persistent=False)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dtype != torch.uint8 or video.ndim != 4 or video.shape[1] != 3:
+            raise ValueError(f"expected uint8 frames of shape (T, 3, H, W), got {video.dtype} {tuple(video.shape)}")
+        cthw = video.permute(1, 0, 2, 3).to(torch.float32).div_(255.0)
+        return cthw.sub_(self.mean).div_(self.std).contiguous()
+
+
+def train_transform(
+    size: int,
+    *,
+    flip: bool = True,
+    scale: tuple[float, float] = (8 / 7, 10 / 7),
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+) -> v2.Compose:
+    """Training augmentation: random short-side resize, random ``size`` crop, optional horizontal flip, normalise.
+
+    Args:
+        size: output height and width.
+        flip: flip horizontally with probability 0.5. Set it to ``VideoSplit.flip_safe``: False for data sets
+            whose labels change under a mirror image (the demo set's left/right and clockwise classes).
+        scale: the short side is resized to a random integer in ``[size * scale[0], size * scale[1]]`` before
+            cropping (default 128..160 for size 112, as in the C3D / R(2+1)D recipes). ``(1, 1)`` keeps the
+            whole short side.
+        mean, std: per-channel normalisation.
+    """
+    _check_size(size)
+    low, high = scale
+    if not 1.0 <= low <= high:
+        raise ValueError(f"scale must satisfy 1 <= scale[0] <= scale[1], got {scale}")
+    short_sides = list(range(int(round(size * low)), int(round(size * high)) + 1))
+    steps: list[torch.nn.Module] = [v2.RandomShortestSize(min_size=short_sides, antialias=True), v2.RandomCrop(size)]
+    if flip:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    steps.append(ToNormalizedCTHW(mean, std))
+    return v2.Compose(steps)
+
+
+def eval_transform(
+    size: int,
+    *,
+    crop_position: float = 0.5,
+    resize: int | None = None,
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+) -> v2.Compose:
+    """Deterministic evaluation transform: short side resized to ``resize``, one square ``size`` crop, normalise.
+
+    Args:
+        size: output height and width.
+        crop_position: where along the long side the crop sits (0 = left/top, 0.5 = centre, 1 = right/bottom).
+        resize: short-side length before cropping; ``size`` when None (the crop then spans the whole short side,
+            as in multi-crop testing).
+    """
+    _check_size(size)
+    resize = size if resize is None else resize
+    if resize < size:
+        raise ValueError(f"resize ({resize}) must be >= size ({size})")
+    return v2.Compose(
+        [v2.Resize(resize, antialias=True), ShortSideCrop(size, crop_position), ToNormalizedCTHW(mean, std)]
+    )
