@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .base import AttentionModule
+from .functional import bam_scale
 from .layers import BATCH_NORM, CONV, check_positive_int, hidden_channels, spatial_axes
 
 COMBINES: tuple[str, ...] = ("sum", "product")
@@ -137,17 +138,25 @@ class BAM(AttentionModule):
     def channels(self) -> int | None:
         return self.channel_gate.channels
 
+    def _weights(self, channel: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
+        mixed = channel + spatial if self.combine == "sum" else channel * spatial
+        return 1 + torch.sigmoid(mixed)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> the factor the input is multiplied by, ``1 + sigmoid(...)``, same shape."""
         self.check_input(x)
-        channel, spatial = self.channel_gate.logits(x), self.spatial_gate.logits(x)
-        mixed = channel + spatial if self.combine == "sum" else channel * spatial
-        weights = 1 + torch.sigmoid(mixed)
+        weights = self._weights(self.channel_gate.logits(x), self.spatial_gate.logits(x))
         self.report_map(weights)
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
+        """``x * attention(x)`` as a fused Function that keeps x and the two branch outputs, not the
+        input-sized factor; the factor is computed for map hooks only when one is registered."""
+        self.check_input(x)
+        channel, spatial = self.channel_gate.logits(x), self.spatial_gate.logits(x)
+        if self._map_hooks:
+            self.report_map(self._weights(channel, spatial))
+        return bam_scale(x, channel, spatial, self.combine)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, combine={self.combine!r}"

@@ -8,13 +8,18 @@ import torch
 
 from .base import AttentionModule
 from .channel import ChannelGate
-from .spatial import make_spatial_gate
+from .functional import cbam
+from .spatial import SpatialGate, make_spatial_gate
 
 GATE_ORDERS: tuple[str, ...] = ("channel_spatial", "spatial_channel", "parallel")
 
 
 class CBAM(AttentionModule):
     """Channel attention, then spatial attention: ``y = x * Mc(x)``, output ``y * Ms(y)``.
+
+    With the default gate order and a joint or framewise spatial gate, the block runs as one fused
+    autograd Function that keeps only the input (plus maps of one channel) for backward, about half the
+    memory of eager code, which also keeps ``x * Mc``.
 
     With ``dims=2`` and the defaults this is the block of the paper and of its official code
     (Jongchan/attention-module ``MODELS/cbam.py``): the same numbers for the same weights, and
@@ -65,10 +70,25 @@ class CBAM(AttentionModule):
         if self.spatial_gate is None:
             return self.channel_gate(x)
         if self.gate_order == "channel_spatial":
+            if isinstance(self.spatial_gate, SpatialGate):
+                return self._fused_forward(x)
             return self.spatial_gate(self.channel_gate(x))
         if self.gate_order == "spatial_channel":
             return self.channel_gate(self.spatial_gate(x))
         return x * self.channel_gate.attention(x) * self.spatial_gate.attention(x)
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole block as one autograd Function that recomputes ``x * Mc`` in backward instead of
+        keeping it (:func:`cbam3d.functional.cbam`); both gates' map hooks see their maps."""
+        channel, spatial = self.channel_gate, self.spatial_gate
+        channel.check_input(x)
+        spatial.check_input(x)
+        out, channel_weights, spatial_weights = cbam(
+            x, channel.pool_types, channel.mlp_parameters(), *spatial.function_arguments()
+        )
+        channel.report_map(channel._as_map(channel_weights))
+        spatial.report_map(spatial_weights)
+        return out
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, gate_order={self.gate_order!r}"

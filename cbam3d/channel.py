@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .base import AttentionModule
+from .functional import channel_gate, channel_weights
 from .layers import check_positive_int, hidden_channels
 from .pooling import check_pool_types, global_pool
 
@@ -21,7 +22,8 @@ class ChannelGate(AttentionModule):
     """CBAM's channel attention (Woo et al., 2018, eq. 2), in any number of dimensions.
 
     ``Mc(x) = sigmoid(sum_p MLP(pool_p(x)))`` over the pool types in the order given, and the output is
-    ``x * Mc(x)``.
+    ``x * Mc(x)``. :meth:`forward` and :meth:`attention` run as one fused autograd Function each
+    (:mod:`cbam3d.functional`) that keeps only ``x`` for backward; :meth:`logits` is plain eager code.
 
     Args:
         channels: C; None to take it from the first input.
@@ -63,15 +65,26 @@ class ChannelGate(AttentionModule):
         pooled = torch.cat([global_pool(x, pool_type) for pool_type in self.pool_types])
         return self.mlp(pooled).unflatten(0, (len(self.pool_types), x.shape[0])).sum(dim=0)
 
+    def mlp_parameters(self) -> tuple[torch.Tensor, ...]:
+        """(w1, b1, w2, b2) of the MLP, as :mod:`cbam3d.functional` takes them."""
+        first, last = self.mlp[0], self.mlp[2]
+        return first.weight, first.bias, last.weight, last.bias
+
+    def _as_map(self, weights: torch.Tensor) -> torch.Tensor:
+        return weights.reshape(*weights.shape, *(1,) * self.dims)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> channel weights (N, C, 1, ...) in (0, 1)."""
         self.check_input(x)
-        weights = torch.sigmoid(self.logits(x)).reshape(*x.shape[:2], *(1,) * self.dims)
+        weights = self._as_map(channel_weights(x, self.pool_types, *self.mlp_parameters()))
         self.report_map(weights)
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
+        self.check_input(x)
+        out, weights = channel_gate(x, self.pool_types, *self.mlp_parameters())
+        self.report_map(self._as_map(weights))
+        return out
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, reduction={self.reduction}, pool_types={self.pool_types}"

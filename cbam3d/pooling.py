@@ -43,7 +43,7 @@ def global_pool(x: torch.Tensor, pool_type: str) -> torch.Tensor:
     if pool_type == "max":
         return x.amax(dim=axes)
     if pool_type == "lp":
-        return x.square().sum(dim=axes).sqrt()
+        return torch.linalg.vector_norm(x, 2, dim=axes)
     if pool_type == "lse":
         return torch.logsumexp(x, dim=axes)
     raise ValueError(f"unknown pool type {pool_type!r}: expected one of {POOL_TYPES}")

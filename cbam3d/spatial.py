@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .base import AttentionModule
+from .functional import spatial_gate
 from .layers import BATCH_NORM, CONV, check_dims, odd_kernel
 from .pooling import channel_max_mean
 
@@ -36,10 +37,26 @@ def _conv_bn(dims: int, kernel: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     return conv, bn
 
 
+def _batch_norm_arguments(bn: nn.modules.batchnorm._BatchNorm) -> tuple:
+    """(running_mean, running_var, use batch statistics, update factor) as ``nn.BatchNorm.forward``
+    passes them to ``F.batch_norm``; counts the batch in ``num_batches_tracked`` as it does."""
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    use_batch_statistics = bn.training or (bn.running_mean is None and bn.running_var is None)
+    keep_running = not bn.training or bn.track_running_stats
+    running_mean, running_var = (bn.running_mean, bn.running_var) if keep_running else (None, None)
+    return running_mean, running_var, use_batch_statistics, momentum
+
+
 class SpatialGate(AttentionModule):
     """CBAM's spatial attention (Woo et al., 2018, eq. 3) with a Conv{dims}d.
 
-    ``Ms(x) = sigmoid(BN(conv([max_c x; mean_c x])))`` and the output is ``x * Ms(x)``.
+    ``Ms(x) = sigmoid(BN(conv([max_c x; mean_c x])))`` and the output is ``x * Ms(x)``. :meth:`forward`
+    runs as one fused autograd Function (:mod:`cbam3d.functional`) that keeps only the input and two
+    (N, 1, *spatial) maps for backward; :meth:`logits` and :meth:`attention` are plain eager code.
 
     Args:
         dims: 1, 2 or 3 for inputs (N, C, L), (N, C, H, W), (N, C, T, H, W).
@@ -66,8 +83,16 @@ class SpatialGate(AttentionModule):
         self.report_map(weights)
         return weights
 
+    def function_arguments(self) -> tuple:
+        """The parameters and BatchNorm settings :func:`cbam3d.functional.spatial_gate` takes after x,
+        for this call (in training mode this counts the batch in ``bn.num_batches_tracked``)."""
+        return (self.conv.weight, self.bn.weight, self.bn.bias, *_batch_norm_arguments(self.bn), self.bn.eps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
+        self.check_input(x)
+        out, weights = spatial_gate(x, *self.function_arguments())
+        self.report_map(weights)
+        return out
 
     def extra_repr(self) -> str:
         return f"dims={self.dims}, kernel_size={self.kernel_size}"

@@ -5,9 +5,8 @@ published figures (``_ops`` in its weight metadata: ResNet-50 4.09, r3d_18 40.70
 of the CBAM/BAM papers. ``torch.utils.flop_counter.FlopCounterMode`` counts a multiply-add as 2 FLOPs,
 so its total is halved. It counts matrix products and convolutions only (elementwise work such as
 BatchNorm, ReLU, pooling and the attention gates' multiplications is left out, as in the published
-figures). Models are built and run under ``FakeTensorMode`` (tensors with shapes but no data), so
-counting allocates no memory and runs no kernels; unlike the ``meta`` device, fake tensors report the
-CPU as their device, so modules that branch on ``x.device.type`` (e.g. for autocast) run unchanged.
+figures). Models are built and run on the ``meta`` device (tensors with shapes but no data), so
+counting allocates no memory and runs no kernels.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .registry import create_model
@@ -63,7 +61,7 @@ def count_parameters(model: nn.Module) -> int:
 def count_gmacs(model: nn.Module, input_shape: Sequence[int]) -> float:
     """Multiply-accumulates (in G) of one eval-mode forward pass on an input of ``input_shape`` (batch included).
 
-    Runs the model once; call it inside ``FakeTensorMode`` (as :func:`measure` does) to avoid the compute.
+    Runs the model once; build it on the ``meta`` device (as :func:`measure` does) to avoid the compute.
     """
     device = next(model.parameters()).device
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -72,10 +70,10 @@ def count_gmacs(model: nn.Module, input_shape: Sequence[int]) -> float:
 
 
 def measure(build: Callable[[], nn.Module], clip_shape: Sequence[int] = CLIP_SHAPE) -> Complexity:
-    """Build a model with fake tensors and count its parameters and GMACs for one clip (batch 1)."""
-    with FakeTensorMode():
+    """Build a model on the ``meta`` device and count its parameters and GMACs for one clip (batch 1)."""
+    with torch.device("meta"):
         model = build()
-        return Complexity(count_parameters(model), count_gmacs(model, (1, *clip_shape)))
+    return Complexity(count_parameters(model), count_gmacs(model, (1, *clip_shape)))
 
 
 def measure_models(

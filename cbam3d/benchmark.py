@@ -1,0 +1,398 @@
+"""Speed and memory of cbam3d's SE, CBAM and BAM against hand-written blocks and the plain network.
+
+Not imported by ``import cbam3d``; the command line is ``scripts/benchmark.py``. What it measures, for
+each case, side by side in one run (the repeats of all variants are interleaved, so that noise from
+other processes hits every variant alike):
+
+- ``forward_ms``: the median time of a forward pass (training mode, autograd recording);
+- ``train_ms``: the median time of forward + backward (the input requires grad, as inside a network);
+- ``saved``: the bytes the forward pass keeps for backward, counted with
+  ``torch.autograd.graph.saved_tensors_hooks`` over unique storages, parameters and buffers excluded;
+  for a block it is reported as a multiple of its input's size, for a network as the increase over the
+  network without attention;
+- ``peak_mb`` (CUDA only): the peak memory allocated during a training step, above what was allocated
+  before it.
+
+The naive references (:class:`NaiveSE`, :class:`NaiveCBAM`, :class:`NaiveBAM`) are the well-known 2D
+code lifted to N-d: adaptive average / max pools, a 1x1 conv MLP, the concatenation of the channel max
+and mean, a conv with BatchNorm, sigmoids and broadcast multiplies, all plain autograd. They compute the
+same function as cbam3d's module they are built from (:func:`naive_like` copies the weights), so the
+comparison is between two implementations of one block.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .bam import BAM
+from .cbam import CBAM
+from .channel import SE, ChannelGate
+from .layers import BATCH_NORM, CONV
+from .spatial import SpatialGate
+
+ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+ADAPTIVE_MAX_POOL = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
+
+
+# --- the hand-written references -----------------------------------------------------------------
+def _conv_mlp(linear_in: nn.Linear, linear_out: nn.Linear, dims: int, norm: nn.Module | None = None) -> nn.Sequential:
+    """The 1x1(x1) conv MLP equal to two Linear layers (with an optional norm between them)."""
+    layers = []
+    for linear in (linear_in, linear_out):
+        conv = CONV[dims](linear.in_features, linear.out_features, 1)
+        conv.weight.data.copy_(linear.weight.reshape(conv.weight.shape))
+        conv.bias.data.copy_(linear.bias)
+        layers.append(conv)
+    middle = [norm, nn.ReLU(inplace=True)] if norm is not None else [nn.ReLU(inplace=True)]
+    return nn.Sequential(layers[0], *middle, layers[1])
+
+
+class NaiveSE(nn.Module):
+    """Hand-written SE: AdaptiveAvgPool -> 1x1 conv -> ReLU -> 1x1 conv -> sigmoid -> x * w."""
+
+    def __init__(self, se: ChannelGate) -> None:
+        super().__init__()
+        self.pool = ADAPTIVE_AVG_POOL[se.dims](1)
+        self.mlp = _conv_mlp(se.mlp[0], se.mlp[2], se.dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.mlp(self.pool(x)))
+
+
+class NaiveCBAM(nn.Module):
+    """Hand-written CBAM: ``mlp(avgpool x) + mlp(maxpool x)`` -> sigmoid -> ``y = x * Mc``; then
+    ``cat(max_c y, mean_c y)`` -> conv -> BatchNorm -> sigmoid -> ``y * Ms``."""
+
+    def __init__(self, cbam: CBAM) -> None:
+        super().__init__()
+        gate, spatial = cbam.channel_gate, cbam.spatial_gate
+        is_default = gate.pool_types == ("avg", "max") and cbam.gate_order == "channel_spatial"
+        if not is_default or not isinstance(spatial, SpatialGate):
+            raise ValueError(
+                "NaiveCBAM reproduces the default CBAM: avg and max pools, a joint spatial gate, channel first"
+            )
+        dims = cbam.dims
+        self.avg_pool, self.max_pool = ADAPTIVE_AVG_POOL[dims](1), ADAPTIVE_MAX_POOL[dims](1)
+        self.mlp = _conv_mlp(gate.mlp[0], gate.mlp[2], dims)
+        padding = tuple(k // 2 for k in spatial.kernel_size)
+        self.conv = CONV[dims](2, 1, spatial.kernel_size, padding=padding, bias=False)
+        self.bn = BATCH_NORM[dims](1, eps=1e-5, momentum=0.01)
+        self.conv.load_state_dict(spatial.conv.state_dict())
+        self.bn.load_state_dict(spatial.bn.state_dict())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * torch.sigmoid(self.mlp(self.avg_pool(x)) + self.mlp(self.max_pool(x)))
+        descriptor = torch.cat([torch.max(y, dim=1, keepdim=True)[0], torch.mean(y, dim=1, keepdim=True)], dim=1)
+        return y * torch.sigmoid(self.bn(self.conv(descriptor)))
+
+
+class NaiveBAM(nn.Module):
+    """Hand-written BAM (the released code's structure, pooling globally): channel branch
+    avgpool -> Linear -> BatchNorm1d -> ReLU -> Linear; spatial branch 1x1 conv, dilated 3x3 convs, 1x1
+    conv; ``x * (1 + sigmoid(Mc (+|*) Ms))`` with both branches expanded to the input's shape."""
+
+    def __init__(self, bam: BAM) -> None:
+        super().__init__()
+        self.channel_mlp = bam.channel_gate.mlp
+        self.spatial = nn.Sequential(bam.spatial_gate.reduce, bam.spatial_gate.dilated, bam.spatial_gate.project)
+        self.pool = ADAPTIVE_AVG_POOL[bam.dims](1)
+        self.combine = bam.combine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channel = self.channel_mlp(self.pool(x).flatten(1)).reshape(*x.shape[:2], *(1,) * (x.ndim - 2)).expand_as(x)
+        spatial = self.spatial(x).expand_as(x)
+        mixed = channel + spatial if self.combine == "sum" else channel * spatial
+        return x * (1 + torch.sigmoid(mixed))
+
+
+def naive_like(module: nn.Module) -> nn.Module:
+    """The hand-written reference computing the same function as ``module`` (SE, CBAM or BAM), with a
+    copy of its weights (NaiveBAM shares them)."""
+    import copy
+
+    module = copy.deepcopy(module)
+    if isinstance(module, CBAM):
+        return NaiveCBAM(module)
+    if isinstance(module, BAM):
+        return NaiveBAM(module)
+    if isinstance(module, ChannelGate) and module.pool_types == ("avg",):
+        return NaiveSE(module)
+    raise TypeError(f"no hand-written reference for {type(module).__name__}")
+
+
+# --- measuring -----------------------------------------------------------------------------------
+def saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the unique storages a forward pass of ``module`` on ``x`` saves for backward,
+    not counting the module's parameters and buffers (the input counts when it is saved)."""
+    excluded = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in excluded:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = module(x)
+    del out
+    return sum(storages.values())
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step: Callable[[], None], device: torch.device) -> float:
+    _synchronize(device)
+    start = time.perf_counter()
+    step()
+    _synchronize(device)
+    return (time.perf_counter() - start) * 1e3
+
+
+@dataclass
+class Variant:
+    """One network measured in a case: ``make()`` builds it on the device in training mode."""
+
+    name: str
+    make: Callable[[], nn.Module]
+
+
+@dataclass
+class Result:
+    """The figures of one variant of one case; ratios are filled in against the case's baselines."""
+
+    case: str
+    variant: str
+    shape: tuple[int, ...]
+    device: str
+    dtype: str
+    forward_ms: float | None = None
+    train_ms: float | None = None
+    saved_mb: float = 0.0
+    saved_ratio: float | None = None
+    peak_mb: float | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def measure_case(
+    case: str,
+    variants: Sequence[Variant],
+    shape: Sequence[int],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[Result]:
+    """Measure every variant on one random input of ``shape``, interleaving the timed repeats."""
+    torch.manual_seed(0)
+    x = torch.randn(*shape, device=device)
+    modules = [variant.make().to(device).train() for variant in variants]
+    grad_out = {}
+
+    def autocast():
+        return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+
+    def forward(module: nn.Module) -> torch.Tensor:
+        with autocast():
+            return module(x)
+
+    def train_step(module: nn.Module) -> None:
+        x.grad = None
+        out = forward(module)
+        out.backward(grad_out.setdefault(out.shape, torch.randn_like(out)))
+
+    x.requires_grad_(True)
+    results = []
+    for variant, module in zip(variants, modules):
+        with autocast():
+            saved = saved_bytes(module, x)
+        results.append(
+            Result(case, variant.name, tuple(shape), str(device), str(autocast_dtype or x.dtype).replace("torch.", ""),
+                   saved_mb=saved / 2**20, saved_ratio=saved / (x.numel() * x.element_size()))
+        )
+    for module in modules:
+        for _ in range(warmup):
+            train_step(module)
+    forward_times: list[list[float]] = [[] for _ in modules]
+    train_times: list[list[float]] = [[] for _ in modules]
+    for _ in range(repeats):
+        for index, module in enumerate(modules):
+            forward_times[index].append(_timed(lambda: forward(module), device))
+            train_times[index].append(_timed(lambda: train_step(module), device))
+    for result, module, forward_ms, train_ms in zip(results, modules, forward_times, train_times):
+        if repeats:
+            result.forward_ms, result.train_ms = statistics.median(forward_ms), statistics.median(train_ms)
+        if device.type == "cuda":
+            x.grad = None
+            torch.cuda.synchronize(device)
+            before = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            train_step(module)
+            torch.cuda.synchronize(device)
+            result.peak_mb = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    return results
+
+
+def add_ratios(results: list[Result], baseline: str, label: str) -> None:
+    """Set ``ratios[label + ":speedup"]`` (baseline time / variant time, for the training step) and
+    ``ratios[label + ":saved"]`` (variant saved memory / baseline's) for every variant of the case."""
+    reference = next((r for r in results if r.variant == baseline), None)
+    if reference is None:
+        return
+    for result in results:
+        if result.train_ms and reference.train_ms:
+            result.ratios[f"{label}:train_speedup"] = reference.train_ms / result.train_ms
+        if result.forward_ms and reference.forward_ms:
+            result.ratios[f"{label}:forward_speedup"] = reference.forward_ms / result.forward_ms
+        if reference.saved_mb:
+            result.ratios[f"{label}:saved"] = result.saved_mb / reference.saved_mb
+
+
+# --- the cases -----------------------------------------------------------------------------------
+BLOCKS: dict[str, Callable[..., nn.Module]] = {"se": SE, "cbam": CBAM, "bam": BAM}
+
+
+def block_shape(shape_3d: Sequence[int], dims: int) -> tuple[int, ...]:
+    """The input of a ``dims``-d block with as many elements as the 3D ``(N, C, T, H, W)``:
+    frames folded into the batch for 2D, positions flattened for 1D."""
+    n, c, t, h, w = shape_3d
+    return {3: (n, c, t, h, w), 2: (n * t, c, h, w), 1: (n, c, t * h * w)}[dims]
+
+
+def block_results(
+    name: str, dims: int, shape_3d: Sequence[int], device: torch.device, repeats: int, warmup: int,
+    kernel_size: int, autocast_dtype: torch.dtype | None = None,
+) -> list[Result]:
+    """cbam3d's block against its hand-written reference (``naive`` variant)."""
+    shape = block_shape(shape_3d, dims)
+    kwargs = {"kernel_size": kernel_size} if name == "cbam" else {}
+    torch.manual_seed(0)
+    ours = BLOCKS[name](shape[1], dims=dims, **kwargs)
+    variants = [Variant("naive", lambda: naive_like(ours)), Variant("cbam3d", lambda: ours)]
+    label = f"{name} {dims}d" + (f" k={kernel_size}" if name == "cbam" else "")
+    results = measure_case(label, variants, shape, device, repeats, warmup, autocast_dtype)
+    add_ratios(results, "naive", "vs_naive")
+    return results
+
+
+def _network(model_name: str, attention=None, attention_kwargs=None) -> Callable[[], nn.Module]:
+    from models import create_model
+
+    return lambda: create_model(model_name, attention=attention, attention_kwargs=attention_kwargs)
+
+
+def _naive_factory(name: str, kernel_size: int) -> Callable[[int, int], nn.Module]:
+    kwargs = {"kernel_size": kernel_size} if name == "cbam" else {}
+    return lambda channels, dims: naive_like(BLOCKS[name](channels, dims=dims, **kwargs))
+
+
+def model_results(
+    model_name: str, attention: Sequence[str], clip: Sequence[int], device: torch.device, repeats: int, warmup: int,
+    kernel_size: int, autocast_dtype: torch.dtype | None = None,
+) -> list[Result]:
+    """A video network without attention, with cbam3d's attention and with the hand-written blocks
+    (SE and CBAM; BAM's stage placement takes no custom module)."""
+    variants = [Variant("plain", _network(model_name))]
+    for name in attention:
+        kwargs = {"kernel_size": kernel_size} if name == "cbam" else None
+        variants.append(Variant(name, _network(model_name, name, kwargs)))
+        if name in ("se", "cbam"):
+            variants.append(Variant(f"naive-{name}", _network(model_name, _naive_factory(name, kernel_size))))
+    results = measure_case(model_name, variants, clip, device, repeats, warmup, autocast_dtype)
+    add_ratios(results, "plain", "vs_plain")
+    return results
+
+
+# --- output --------------------------------------------------------------------------------------
+def _format(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def markdown_table(results: Sequence[Result]) -> str:
+    """One row per variant: times, saved memory and the ratios against the case's baseline."""
+    header = (
+        "| case | variant | input | fwd ms | fwd+bwd ms | speed-up (fwd+bwd) | saved for bwd "
+        "| vs baseline memory | peak MB |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = [header]
+    for r in results:
+        label = "vs_naive" if "vs_naive:saved" in r.ratios else "vs_plain"
+        speedup = r.ratios.get(f"{label}:train_speedup")
+        saved = f"{r.saved_ratio:.2f}x input" if label == "vs_naive" else f"{r.saved_mb:.0f} MB"
+        memory = r.ratios.get(f"{label}:saved")
+        if memory is None:
+            memory_text = "-"
+        else:
+            memory_text = f"{memory:.2f}x naive" if label == "vs_naive" else f"{(memory - 1) * 100:+.1f}% vs plain"
+        rows.append(
+            f"| {r.case} | {r.variant} | {'x'.join(map(str, r.shape))} | {_format(r.forward_ms, '{:.1f}')} | "
+            f"{_format(r.train_ms, '{:.1f}')} | {_format(speedup, '{:.2f}x')} | {saved} | {memory_text} | "
+            f"{_format(r.peak_mb, '{:.0f}')} |"
+        )
+    return "\n".join(rows)
+
+
+def to_json(results: Sequence[Result], settings: dict) -> str:
+    return json.dumps({"settings": settings, "results": [asdict(r) for r in results]}, indent=2)
+
+
+# --- the runs --------------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    """What one benchmark run measures. :data:`PRESETS` holds the full and the quick (2-core CPU) runs."""
+
+    block_shapes: list[tuple[int, int, int, int, int]]
+    dims: list[int] = field(default_factory=lambda: [1, 2, 3])
+    blocks: list[str] = field(default_factory=lambda: ["se", "cbam", "bam"])
+    models: list[str] = field(default_factory=lambda: ["resnet3d-18", "resnet3d-50"])
+    model_attention: list[str] = field(default_factory=lambda: ["se", "cbam", "bam"])
+    clip: tuple[int, int, int, int, int] = (2, 3, 8, 112, 112)
+    repeats: int = 10
+    model_repeats: int = 5
+    warmup: int = 2
+    kernel_size: int = 7
+    device: str = "cpu"
+    amp: str | None = None
+
+
+PRESETS: dict[str, Settings] = {
+    "full": Settings(block_shapes=[(8, 64, 8, 56, 56), (8, 256, 4, 14, 14)]),
+    # For a small CPU: the target shape, fewer repeats, and the networks' memory without timing them.
+    "quick": Settings(block_shapes=[(8, 64, 8, 28, 28), (8, 256, 4, 14, 14)], repeats=5, model_repeats=0, warmup=1),
+}
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def run(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
+    """Every block case, then every network case, of ``settings``; ``log`` gets a line per case."""
+    device = torch.device(settings.device)
+    amp = AMP_DTYPES[settings.amp] if settings.amp else None
+    results: list[Result] = []
+    for shape in settings.block_shapes:
+        for dims in settings.dims:
+            for name in settings.blocks:
+                case = block_results(
+                    name, dims, shape, device, settings.repeats, settings.warmup, settings.kernel_size, amp
+                )
+                results += case
+                log(markdown_table(case).split("\n", 2)[2])
+    for model_name in settings.models:
+        case = model_results(
+            model_name, settings.model_attention, settings.clip, device, settings.model_repeats, settings.warmup,
+            settings.kernel_size, amp,
+        )
+        results += case
+        log(markdown_table(case).split("\n", 2)[2])
+    return results
