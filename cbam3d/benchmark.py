@@ -355,7 +355,7 @@ class Settings:
     block_shapes: list[tuple[int, int, int, int, int]]
     dims: list[int] = field(default_factory=lambda: [1, 2, 3])
     blocks: list[str] = field(default_factory=lambda: ["se", "cbam", "bam"])
-    models: list[str] = field(default_factory=lambda: ["resnet3d-18", "resnet3d-50"])
+    models: list[str] = field(default_factory=lambda: ["r3d_18", "resnet3d-18", "resnet3d-50"])
     model_attention: list[str] = field(default_factory=lambda: ["se", "cbam", "bam"])
     clip: tuple[int, int, int, int, int] = (2, 3, 8, 112, 112)
     repeats: int = 10

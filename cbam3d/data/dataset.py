@@ -56,6 +56,7 @@ class VideoClipDataset(Dataset):
             or, in eval mode with several crops, a sequence of ``crops_per_clip`` such callables.
         flip: train mode's horizontal flip; pass ``split.flip_safe`` (False for the demo set).
         train_scale: train mode's short-side resize range as multiples of ``size`` (see :func:`train_transform`).
+        eval_resize: eval mode's short side before cropping (see :func:`eval_transform`); ``size`` when None.
         decode_threads: FFmpeg threads per file; keep 1 with DataLoader workers.
     """
 
@@ -72,6 +73,7 @@ class VideoClipDataset(Dataset):
         transform: Transform | Sequence[Transform] | None = None,
         flip: bool = True,
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+        eval_resize: int | None = None,
         decode_threads: int = 1,
     ) -> None:
         records = list(records)
@@ -91,18 +93,25 @@ class VideoClipDataset(Dataset):
         self.frames, self.sampling_rate, self.size, self.mode = frames, sampling_rate, size, mode
         self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
         self.decode_threads = decode_threads
-        self.transforms = self._build_transforms(transform, flip, train_scale)
+        self.transforms = self._build_transforms(transform, flip, train_scale, eval_resize)
         self.skipped = 0
         self._reported: set[str] = set()
         self._cache: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def _build_transforms(
-        self, transform: Transform | Sequence[Transform] | None, flip: bool, train_scale: tuple[float, float]
+        self,
+        transform: Transform | Sequence[Transform] | None,
+        flip: bool,
+        train_scale: tuple[float, float],
+        eval_resize: int | None,
     ) -> list[Transform]:
         if transform is None:
             if self.mode == "train":
                 return [train_transform(self.size, flip=flip, scale=train_scale)]
-            return [eval_transform(self.size, crop_position=p) for p in _crop_positions(self.crops_per_clip)]
+            return [
+                eval_transform(self.size, crop_position=p, resize=eval_resize)
+                for p in _crop_positions(self.crops_per_clip)
+            ]
         if callable(transform):
             if self.crops_per_clip != 1:
                 raise ValueError(f"with crops_per_clip={self.crops_per_clip}, give one transform per crop (a list)")

@@ -34,10 +34,12 @@ def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
     num_frames, height, width = luma.shape
 
     def subsample(plane: np.ndarray) -> np.ndarray:
-        return plane.reshape(num_frames, height // 2, 2, width // 2, 2).mean(axis=(2, 4)).reshape(num_frames, -1, width)
+        return plane.reshape(num_frames, height // 2, 2, width // 2, 2).mean(axis=(2, 4)).reshape(num_frames, -1)
 
-    planes = np.concatenate([luma, subsample(blue_diff), subsample(red_diff)], axis=1)
-    return np.clip(np.floor(planes + 0.5), 0, 255).astype(np.uint8)
+    # The chroma planes follow the luma plane byte by byte; rows of ``width`` only when the whole is reshaped
+    # (a quarter-size plane is not a whole number of rows when width / 2 is odd).
+    planes = np.concatenate([luma.reshape(num_frames, -1), subsample(blue_diff), subsample(red_diff)], axis=1)
+    return np.clip(np.floor(planes + 0.5), 0, 255).astype(np.uint8).reshape(num_frames, -1, width)
 
 
 def write_video(

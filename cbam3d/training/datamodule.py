@@ -1,0 +1,90 @@
+"""The LightningDataModule: video clips from a user's data set or the built-in demo set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .clips import discover_split, eval_resize_for, make_clip_dataset
+from .config import UsageError
+from .seeding import EpochSeededSampler, SeededItems
+
+__all__ = ["VideoDataModule"]
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Training clips (random clip, crop and flip) and validation clips (one centred clip per video).
+
+    Training clips are drawn in an order and with augmentations fixed by (seed, epoch, video) (see
+    :mod:`cbam3d.training.seeding`), so a resumed run repeats an uninterrupted one exactly. Under DDP, Lightning
+    wraps the samplers in its distributed samplers (``use_distributed_sampler=True``, the Trainer's default,
+    kept by :func:`cbam3d.training.train`), which shard the videos across ranks and reshuffle every epoch.
+
+    Args:
+        root: the data set's folder (see ``cbam3d.data.discover_videos`` for the layouts).
+        annotations: a Kinetics-style CSV, if the layout needs one.
+        fold: the official split number (UCF101 / HMDB51).
+        frames, sampling_rate, size: the clips.
+        batch_size: clips per batch and per device.
+        num_workers: data-loading processes per device.
+        train_scale: training clips' short side is resized to a random length in ``size * train_scale`` before
+            the random crop; validation clips' to ``size * train_scale[0]`` before the centre crop.
+        horizontal_flip: flip training clips at random; None: unless the data set is marked as not flip-safe
+            (``VideoSplit.flip_safe``, False for the demo set, whose classes include left and right motion).
+        seed: seed of the training order and augmentations.
+    """
+
+    def __init__(self, root: Path, *, annotations: Path | None = None, fold: int = 1, frames: int = 16,
+                 sampling_rate: int = 2, size: int = 112, batch_size: int = 8, num_workers: int = 0,
+                 horizontal_flip: bool | None = None, train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
+        self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
+        self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
+        self.train_scale = tuple(train_scale)
+        self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
+        self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
+        if list(self.val_split.class_names) != list(self.train_split.class_names):
+            raise UsageError(f"data set {self.root}: the train and val splits list different classes")
+        self.class_names = list(self.train_split.class_names)
+        if horizontal_flip is None:
+            self.horizontal_flip = self.train_split.flip_safe
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        clip = dict(frames=self.frames, sampling_rate=self.sampling_rate, size=self.size)
+        if self.train_set is None:
+            self.train_set = make_clip_dataset(self.train_split.records, mode="train", train_scale=self.train_scale,
+                                               horizontal_flip=self.horizontal_flip, **clip)
+        if self.val_set is None:
+            self.val_set = make_clip_dataset(self.val_split.records, mode="eval",
+                                             eval_resize=eval_resize_for(self.size, self.train_scale), **clip)
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        from cbam3d.data import collate_clips
+
+        sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch) if train else None
+        return DataLoader(
+            SeededItems(dataset) if train else dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_clips,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)

@@ -1,0 +1,170 @@
+"""The LightningModule: a video classifier, its loss, optimiser, schedule and per-epoch metrics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .checkpoint import ClipSpec, ModelSpec, build_model, make_info
+from .schedule import warmup_cosine
+
+__all__ = ["VideoClassifier", "topk_correct"]
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """How many of the (N, K) ``logits`` rows have their label among the ``k`` highest scores (0-d tensor)."""
+    k = min(k, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    return (top == labels[:, None]).any(dim=1).sum()
+
+
+class VideoClassifier(L.LightningModule):
+    """Trains a ``models`` network on (N, C, T, H, W) clips with label-smoothed cross-entropy.
+
+    Optimiser: SGD (momentum 0.9, Nesterov) or AdamW; no weight decay on biases and normalisation weights.
+    Schedule: linear warmup over ``warmup_epochs`` then cosine decay to zero, stepped at every optimizer step
+    (so gradient accumulation and the number of devices are accounted for).
+
+    Each epoch appends to :attr:`history` the epoch's mean training loss and top-1 (over the clips seen, all
+    ranks together) and validation loss, top-1 and top-5 (clip level); the history is saved in checkpoints, so
+    it survives ``--resume``, and gives the training curves.
+
+    Args:
+        model_spec: the network to build.
+        clip: the input clips (stored in checkpoints for evaluation and prediction).
+        class_names: index -> class name.
+        optimizer, lr, weight_decay, warmup_epochs, label_smoothing: the optimisation settings.
+        config: the run's settings, stored in checkpoints.
+    """
+
+    def __init__(self, model_spec: ModelSpec, clip: ClipSpec, class_names: list[str], *, optimizer: str = "sgd",
+                 lr: float = 0.05, weight_decay: float = 1e-4, warmup_epochs: float = 0.0,
+                 label_smoothing: float = 0.0, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        self.model_spec, self.clip, self.class_names = model_spec, clip, list(class_names)
+        self.optimizer_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
+        self.warmup_epochs = warmup_epochs
+        self.config = dict(config or {})
+        self.model = build_model(model_spec, num_classes=len(self.class_names))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.history: list[dict[str, float]] = []
+        self.channels_last = False
+        # [loss sum, top-1 correct, clips] for training; [loss sum, top-1, top-5, clips] for validation
+        self.register_buffer("_train_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
+        self.register_buffer("_val_sums", torch.zeros(4, dtype=torch.float64), persistent=False)
+        self.skipped_clips = 0
+
+    # -- forward and the GPU memory format -------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.trainer is not None and self.trainer.strategy.root_device.type == "cuda":
+            self.channels_last = True  # cuDNN's fastest 3D convolutions (with bf16) take NDHWC tensors
+            self.model.to(memory_format=torch.channels_last_3d)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) clips -> (N, num_classes) logits."""
+        if self.channels_last:
+            video = video.contiguous(memory_format=torch.channels_last_3d)
+        return self.model(video)
+
+    # -- training --------------------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # After --resume with a larger --epochs the schedule is longer than the one the checkpoint's learning
+        # rates came from: put every group on the current schedule at the step reached (a no-op otherwise).
+        for scheduler_config in self.trainer.lr_scheduler_configs:
+            scheduler = scheduler_config.scheduler
+            for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * factor(scheduler.last_epoch)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums.zero_()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        self.skipped_clips += int(batch.get("skipped", 0))
+        video, labels = batch["video"], batch["label"]
+        if video.shape[0] == 0:  # every clip of the batch was unreadable
+            return None
+        logits = self(video)
+        loss = self.criterion(logits.float(), labels)
+        with torch.no_grad():
+            count = labels.shape[0]
+            self._train_sums += torch.stack([loss.detach().double() * count, topk_correct(logits, labels, 1).double(),
+                                             torch.tensor(count, dtype=torch.float64, device=self.device)])
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=count)
+        return loss
+
+    # -- validation (clip level; the video-level multi-clip evaluation runs after training) -----------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums.zero_()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        video, labels = batch["video"], batch["label"]
+        if video.shape[0] == 0:
+            return
+        logits = self(video).float()
+        loss = F.cross_entropy(logits, labels)
+        count = labels.shape[0]
+        self._val_sums += torch.stack([loss.double() * count, topk_correct(logits, labels, 1).double(),
+                                       topk_correct(logits, labels, 5).double(),
+                                       torch.tensor(count, dtype=torch.float64, device=self.device)])
+
+    def on_validation_epoch_end(self) -> None:
+        val = self.trainer.strategy.reduce(self._val_sums.clone(), reduce_op="sum")
+        val_count = max(val[3].item(), 1.0)
+        metrics = {"val_loss": val[0].item() / val_count, "val_top1": val[1].item() / val_count,
+                   "val_top5": val[2].item() / val_count}
+        if not self.trainer.sanity_checking:
+            train = self.trainer.strategy.reduce(self._train_sums.clone(), reduce_op="sum")
+            train_count = train[2].item()
+            metrics["train_loss_epoch"] = train[0].item() / train_count if train_count else math.nan
+            metrics["train_top1"] = train[1].item() / train_count if train_count else math.nan
+            self.history.append({"epoch": self.current_epoch, "train_loss": metrics["train_loss_epoch"],
+                                 "train_top1": metrics["train_top1"], "val_loss": metrics["val_loss"],
+                                 "val_top1": metrics["val_top1"], "val_top5": metrics["val_top5"]})
+        # the values are already summed over every rank: sync_dist only averages equal numbers (and keeps
+        # Lightning from warning about unsynchronised epoch-level logging under DDP)
+        top1 = metrics.pop("val_top1")
+        self.log_dict(metrics, sync_dist=True)
+        self.log("val_top1", top1, prog_bar=True, sync_dist=True)
+
+    # -- optimisation ----------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if parameter.dim() <= 1 else decay).append(parameter)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.optimizer_name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=0.9, nesterov=True)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        steps_per_epoch = total_steps / max(1, self.trainer.max_epochs)
+        warmup_steps = min(total_steps - 1, round(self.warmup_epochs * steps_per_epoch))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, warmup_steps=warmup_steps, total_steps=total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """The checkpoint info (see :mod:`cbam3d.training.checkpoint`)."""
+        return make_info(self.class_names, self.model_spec, self.clip, self.config, self.history)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["cbam3d"] = self.info()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = [dict(entry) for entry in checkpoint.get("cbam3d", {}).get("history", [])]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Model, clip and optimisation settings, for the loggers."""
+        return {"model": asdict(self.model_spec), "clip": asdict(self.clip), "optimizer": self.optimizer_name,
+                "lr": self.lr, "weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
+                "num_classes": len(self.class_names)}

@@ -1,0 +1,88 @@
+"""PNG figures: training curves and confusion matrices (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .atomic import atomic_write
+
+__all__ = ["plot_confusion_matrix", "plot_training_curves"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    try:
+        return atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=120))
+    finally:
+        plt.close(figure)
+
+
+def plot_training_curves(history: Sequence[dict[str, float]], path: str | os.PathLike) -> Path:
+    """Loss and top-1 accuracy per epoch, training and validation, side by side.
+
+    Args:
+        history: one dict per epoch with ``epoch``, ``train_loss``, ``val_loss``, ``train_top1``, ``val_top1``.
+        path: the PNG file to write.
+
+    Raises:
+        ValueError: if ``history`` is empty.
+    """
+    if not history:
+        raise ValueError("no completed epoch to plot")
+    plt = _pyplot()
+    epochs = [entry["epoch"] + 1 for entry in history]
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label, style in (("train_loss", "train (label-smoothed)", "o-"), ("val_loss", "validation", "s-")):
+        loss_axes.plot(epochs, [entry[key] for entry in history], style, label=label)
+    accuracy_series = (("train_top1", "train (random clips)", "o-"), ("val_top1", "validation (centre clip)", "s-"))
+    for key, label, style in accuracy_series:
+        accuracy_axes.plot(epochs, [100 * entry[key] for entry in history], style, label=label)
+    loss_axes.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss")
+    accuracy_axes.set(title="Clip top-1 accuracy", xlabel="epoch", ylabel="top-1 (%)", ylim=(0, 100))
+    for axes in (loss_axes, accuracy_axes):
+        axes.grid(alpha=0.3)
+        axes.legend()
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | os.PathLike,
+                          *, title: str = "Confusion matrix") -> Path:
+    """A K x K confusion matrix (rows: true class, columns: predicted), shaded by row-normalised rate,
+    with the counts written in the cells when K <= 30."""
+    import numpy as np
+
+    counts = np.asarray(confusion, dtype=np.int64)
+    k = len(class_names)
+    if counts.shape != (k, k):
+        raise ValueError(f"confusion matrix of shape {counts.shape} does not match {k} class names")
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    plt = _pyplot()
+    side = min(4 + 0.45 * k, 40)
+    figure, axes = plt.subplots(figsize=(side + 1.5, side))
+    image = axes.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
+    axes.set(title=title, xlabel="predicted class", ylabel="true class", xticks=range(k), yticks=range(k))
+    if k <= 60:
+        axes.set_xticklabels(class_names, rotation=60, ha="right", fontsize=8)
+        axes.set_yticklabels(class_names, fontsize=8)
+    if k <= 30:
+        for row in range(k):
+            for column in range(k):
+                if counts[row, column]:
+                    axes.text(column, row, str(counts[row, column]), ha="center", va="center", fontsize=7,
+                              color="white" if rates[row, column] > 0.5 else "black")
+    figure.tight_layout()
+    return _save(figure, path)

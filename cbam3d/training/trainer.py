@@ -1,0 +1,262 @@
+"""``train(config) -> metrics``: the whole training run behind ``scripts/train.py``."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_info
+
+from .atomic import atomic_write_json
+from .checkpoint import ClipSpec, ModelSpec, _torch_load, load_checkpoint, read_checkpoint_info
+from .checkpoint_io import AtomicCheckpointIO
+from .clips import discover_split, eval_resize_for, make_clip_dataset
+from .config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, resolve_config
+from .datamodule import VideoDataModule
+from .module import VideoClassifier
+from .plots import plot_training_curves
+from .pretrained import load_pretrained
+from .scoring import classification_report, video_scores
+
+__all__ = ["build_trainer", "resolve_resume_checkpoint", "train"]
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def _output_dir(config: TrainConfig) -> Path:
+    if config.output is not None:
+        return Path(config.output).expanduser()
+    return (DEMO_DEFAULTS if config.data is None else GENERAL_DEFAULTS)["output"]
+
+
+def resolve_resume_checkpoint(config: TrainConfig) -> Path | None:
+    """The checkpoint ``--resume`` continues from: the given path, or ``OUTPUT/checkpoints/last.ckpt``.
+
+    Raises:
+        UsageError: if resuming was asked for and there is no such checkpoint.
+    """
+    if config.resume is False or config.resume is None:
+        return None
+    if config.resume is True:
+        path = _output_dir(config) / CHECKPOINT_DIR / LAST_CHECKPOINT
+    else:
+        path = Path(config.resume).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--resume: nothing to resume, {path} does not exist (was the run started with this "
+                         "--output?)")
+    return path
+
+
+def _world(config: TrainConfig) -> tuple[int, int]:
+    """(devices per node, nodes): the flags, or what ``torchrun`` set up when it launched this process."""
+    if torch.distributed.is_available() and torch.distributed.is_torchelastic_launched():
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        world = int(os.environ.get("WORLD_SIZE", local))
+        devices, nodes = local, max(1, world // local)
+        if config.devices not in (None, 1, devices) or config.num_nodes not in (None, 1, nodes):
+            raise UsageError(f"under torchrun (world size {world}, {local} per node) --devices must be {devices} "
+                             f"and --num-nodes {nodes}, or left out")
+        return devices, nodes
+    return config.devices, config.num_nodes
+
+
+def _accelerator(config: TrainConfig) -> str:
+    if config.accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--accelerator {config.accelerator}: no CUDA device is available")
+        return "cuda"
+    if config.accelerator == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _precision(config: TrainConfig, accelerator: str) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if accelerator == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_per_epoch: int) -> L.Trainer:
+    """The Lightning Trainer of a run: devices, DDP, precision, checkpoints every epoch (atomic), loggers."""
+    devices, num_nodes = _world(config)
+    distributed = devices * num_nodes > 1
+    # every epoch: last.ckpt, overwritten (what --resume continues from); and the best by clip-level val top-1
+    last = ModelCheckpoint(dirpath=output / CHECKPOINT_DIR, filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+                           monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    best = ModelCheckpoint(dirpath=output / CHECKPOINT_DIR, filename="best-epoch{epoch:03d}-top1{val_top1:.4f}",
+                           auto_insert_metric_name=False, monitor="val_top1", mode="max", save_top_k=1,
+                           every_n_epochs=1)
+    options: dict[str, Any] = dict(
+        accelerator="gpu" if accelerator == "cuda" else "cpu",
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=DDPStrategy(find_unused_parameters=False) if distributed else "auto",
+        sync_batchnorm=bool(config.sync_bn) and distributed,
+        use_distributed_sampler=True,
+        precision=_precision(config, accelerator),
+        benchmark=accelerator == "cuda",
+        max_epochs=config.epochs,
+        accumulate_grad_batches=config.accumulate,
+        callbacks=[best, last, LearningRateMonitor(logging_interval="step"), TQDMProgressBar(), *config.callbacks],
+        logger=[TensorBoardLogger(output, name="tensorboard"), CSVLogger(output, name="csv")],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=output,
+        log_every_n_steps=max(1, min(50, steps_per_epoch // 2)),
+        num_sanity_val_steps=1,
+    )
+    options.update(config.trainer_options)
+    return L.Trainer(**options)
+
+
+def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: str) -> dict[str, Any]:
+    """Video-level, multi-clip multi-crop top-1/top-5 of the ``best`` checkpoint on the validation split."""
+    device = torch.device("cuda" if accelerator == "cuda" else "cpu")
+    model, info = load_checkpoint(best, map_location=device)
+    clip = info["clip"]
+    split = discover_split(root, "val", fold=config.fold, annotations=config.annotations)
+    dataset = make_clip_dataset(split.records, mode="eval", frames=clip["frames"],
+                                sampling_rate=clip["sampling_rate"], size=clip["size"],
+                                clips_per_video=config.eval_clips, crops_per_clip=config.eval_crops,
+                                eval_resize=clip["eval_resize"])
+    channels_last = device.type == "cuda"
+    if channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+    precision = _precision(config, accelerator)
+    autocast = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
+    scores = video_scores(model, dataset, num_videos=len(split.records), batch_size=config.batch_size,
+                          num_workers=config.num_workers, autocast_dtype=autocast, channels_last=channels_last)
+    report = classification_report(scores.probabilities, scores.labels, info["class_names"])
+    report["skipped_clips"] = scores.skipped_clips
+    return report
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train a video classifier, evaluate its best checkpoint and write the run's outputs.
+
+    Writes under ``OUTPUT`` (``config.output``): ``checkpoints/last.ckpt`` and ``checkpoints/best-*.ckpt``
+    (every epoch, atomically), ``tensorboard/`` and ``csv/`` logs, ``curves.png`` (loss and top-1 per epoch)
+    and ``metrics.json``.
+
+    Returns:
+        On the global-zero process, the metrics also written to ``metrics.json``: ``val_top1``, ``val_top5``
+        (video level, ``eval_clips`` x ``eval_crops`` views per video, best checkpoint, validation split),
+        ``epochs`` (completed in total, across resumes), ``seconds`` (wall time of this call), ``best_checkpoint``,
+        ``last_checkpoint``, ``resumed_from``, ``per_class`` ... On the other DDP processes, an empty dict.
+
+    Raises:
+        UsageError: on bad settings, a missing data set or nothing to resume.
+    """
+    start = time.perf_counter()
+    output = _output_dir(config)
+    resume_from = resolve_resume_checkpoint(config)
+    resumed_config = None
+    if resume_from is not None:
+        try:
+            resumed_config = read_checkpoint_info(_torch_load(resume_from, "cpu"), resume_from)["config"]
+        except ValueError as error:
+            raise UsageError(f"--resume: {error}") from error
+    config = resolve_config(config, resumed=resumed_config)
+    config.output = output
+    accelerator = _accelerator(config)
+    devices, num_nodes = _world(config)
+    if config.sync_bn and accelerator == "cpu" and devices * num_nodes > 1:
+        raise UsageError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on the CPU")
+
+    if accelerator == "cpu":
+        torch.set_num_threads(config.threads or max(1, _cpu_count() // devices))
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    if config.data is None:
+        from cbam3d.data import ensure_demo_dataset
+
+        root = Path(ensure_demo_dataset(train_per_class=config.demo_videos))
+        rank_zero_info(f"data: the built-in demo set at {root}")
+    else:
+        root = config.data
+    data = VideoDataModule(root, annotations=config.annotations, fold=config.fold, frames=config.frames,
+                           sampling_rate=config.sampling_rate, size=config.size, batch_size=config.batch_size,
+                           num_workers=config.num_workers, horizontal_flip=config.horizontal_flip,
+                           train_scale=config.train_scale, seed=config.seed)
+    from cbam3d.data import KINETICS_MEAN, KINETICS_STD
+
+    model_spec = ModelSpec(config.model, None if config.attention == "none" else config.attention,
+                           dict(config.attention_kwargs), dict(config.model_options))
+    try:
+        module = VideoClassifier(
+            model_spec,
+            ClipSpec(config.frames, config.sampling_rate, config.size, tuple(KINETICS_MEAN), tuple(KINETICS_STD),
+                     eval_resize_for(config.size, config.train_scale)),
+            data.class_names,
+            optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
+            warmup_epochs=config.warmup_epochs, label_smoothing=config.label_smoothing,
+            config=config.to_dict(),
+        )
+    except (TypeError, ValueError) as error:  # an option the network or its attention does not take
+        raise UsageError(f"cannot build {config.model} with attention {config.attention}, options "
+                         f"{config.model_options} and attention options {config.attention_kwargs}: {error}") from error
+    if config.pretrained is not None and resume_from is None:
+        try:
+            rank_zero_info(load_pretrained(module.model, config.pretrained).summary())
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+
+    per_device_batches = len(data.train_split.records) // (config.batch_size * devices * num_nodes)
+    trainer = build_trainer(config, output, accelerator=accelerator, steps_per_epoch=max(1, per_device_batches))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(module.hyperparameters())
+    with warnings.catch_warnings():
+        if resume_from is not None:  # the folder holds the run being resumed, as it should
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+
+    if not trainer.is_global_zero:
+        return {}
+    best_callback = trainer.checkpoint_callback  # the first ModelCheckpoint: the best by val_top1
+    last = output / CHECKPOINT_DIR / LAST_CHECKPOINT
+    best = Path(best_callback.best_model_path) if best_callback.best_model_path else last
+    report = _final_evaluation(best, config, root, accelerator)
+    if module.history:
+        plot_training_curves(module.history, output / "curves.png")
+    skipped = module.skipped_clips + report["skipped_clips"]
+    metrics = {
+        "val_top1": report["top1"],
+        "val_top5": report["top5"],
+        "val_videos": report["videos"],
+        "eval_views": {"clips": config.eval_clips, "crops": config.eval_crops},
+        "per_class": report["per_class"],
+        "epochs": trainer.current_epoch,
+        "seconds": time.perf_counter() - start,
+        "best_checkpoint": str(best.resolve()),
+        "last_checkpoint": str(last.resolve()),
+        "resumed_from": str(resume_from.resolve()) if resume_from else None,
+        "model": config.model,
+        "attention": config.attention,
+        "skipped_clips": skipped,
+        "history": module.history,
+    }
+    atomic_write_json(metrics, output / "metrics.json")
+    rank_zero_info(f"video-level validation top-1 {100 * metrics['val_top1']:.1f}%, top-5 "
+                   f"{100 * metrics['val_top5']:.1f}% ({report['videos']} videos, {config.eval_clips} clips x "
+                   f"{config.eval_crops} crops); metrics in {output / 'metrics.json'}")
+    return metrics
