@@ -70,6 +70,8 @@ class CrashInSecondEpoch(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 1:
+            # A dying process takes its progress bar with it; this one lives on in pytest, so close it.
+            trainer.progress_bar_callback.train_progress_bar.close()
             raise SimulatedCrash
 
 
