@@ -65,6 +65,13 @@ def test_fused_path_matches_the_eager_formulas_in_output_gradients_and_bn_statis
         torch.testing.assert_close(b, b_eager, msg=key)
 
 
+def assert_same_gradients(module, x, expected_module, expected_x):
+    """The input's and every parameter's gradient equal the expected ones."""
+    torch.testing.assert_close(x.grad, expected_x.grad)
+    for p, p_expected in zip(module.parameters(), expected_module.parameters()):
+        torch.testing.assert_close(p.grad, p_expected.grad)
+
+
 def saved_tensors(module, x):
     """The tensors a forward pass keeps for backward, parameters and buffers left out."""
     excluded = {t.data_ptr() for t in (*module.parameters(), *module.buffers())}
@@ -200,9 +207,7 @@ def test_torch_compile_traces_forward_and_backward_without_graph_breaks(name):
     torch.testing.assert_close(out_compiled, out)
     out.sum().backward()
     out_compiled.sum().backward()
-    torch.testing.assert_close(x_compiled.grad, x.grad)
-    for p, p_compiled in zip(module.parameters(), compiled_module.parameters()):
-        torch.testing.assert_close(p_compiled.grad, p.grad)
+    assert_same_gradients(compiled_module, x_compiled, module, x)
 
 
 @pytest.mark.parametrize("name", ["se", "cbam", "bam-sum"])
@@ -228,6 +233,4 @@ def test_on_cuda_the_fused_path_matches_the_eager_formulas(name, train):
     torch.testing.assert_close(out, expected)
     out.sum().backward()
     expected.sum().backward()
-    torch.testing.assert_close(x.grad, x_eager.grad)
-    for p, p_eager in zip(fused.parameters(), eager.parameters()):
-        torch.testing.assert_close(p.grad, p_eager.grad)
+    assert_same_gradients(fused, x, eager, x_eager)
