@@ -26,7 +26,7 @@ from cbam3d.training import (  # noqa: E402
 from cbam3d.training.atomic import atomic_torch_save, atomic_write  # noqa: E402
 from cbam3d.training.checkpoint import build_model, make_info  # noqa: E402
 from cbam3d.training.config import resolve_config  # noqa: E402
-from cbam3d.training.module import topk_correct  # noqa: E402
+from cbam3d.training.module import VideoClassifier, topk_correct  # noqa: E402
 from cbam3d.training.seeding import EpochSeededSampler, SeededItems  # noqa: E402
 
 TINY = ModelSpec("resnet3d-10", "cbam", {}, {"widen_factor": 0.125, "no_max_pool": True})
@@ -318,3 +318,22 @@ def test_import_cbam3d_leaves_training_out_and_inference_needs_no_lightning():
             "assert 'lightning' not in sys.modules, 'lightning imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_a_batch_of_only_unreadable_clips_is_skipped_alone_and_joined_with_zero_gradients_under_ddp(world_size):
+    """Skipping the step is fine in one process; under DDP the process must still take part in the gradient
+    all-reduce that the others wait in, so it returns a zero loss that reaches every parameter."""
+    from types import SimpleNamespace
+
+    module = VideoClassifier(TINY, CLIP, ["a", "b"])
+    module._trainer = SimpleNamespace(world_size=world_size)  # the one Trainer attribute training_step reads
+    empty = {"video": torch.zeros(0, 3, 4, 32, 32), "label": torch.zeros(0, dtype=torch.long), "skipped": 2}
+    loss = module.training_step(empty, 0)
+    assert module.skipped_clips == 2
+    if world_size == 1:
+        assert loss is None
+        return
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(p.grad is not None and not p.grad.any() for p in module.parameters())

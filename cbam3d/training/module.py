@@ -90,7 +90,11 @@ class VideoClassifier(L.LightningModule):
         self.skipped_clips += int(batch.get("skipped", 0))
         video, labels = batch["video"], batch["label"]
         if video.shape[0] == 0:  # every clip of the batch was unreadable
-            return None
+            if self.trainer.world_size == 1:
+                return None
+            # Under DDP the other processes wait for this one in the gradient all-reduce: join it with a zero
+            # loss that reaches every parameter (zero gradients) instead of skipping the step.
+            return torch.stack([parameter.sum() for parameter in self.parameters()]).sum() * 0.0
         logits = self(video)
         loss = self.criterion(logits.float(), labels)
         with torch.no_grad():
