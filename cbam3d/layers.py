@@ -14,6 +14,12 @@ from torch import nn
 
 CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 BATCH_NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+MAX_POOL: dict[int, type[nn.Module]] = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+ADAPTIVE_AVG_POOL: dict[int, type[nn.Module]] = {
+    1: nn.AdaptiveAvgPool1d,
+    2: nn.AdaptiveAvgPool2d,
+    3: nn.AdaptiveAvgPool3d,
+}
 INPUT_LAYOUT: dict[int, str] = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, T, H, W)"}
 
 

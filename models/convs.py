@@ -15,33 +15,29 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from cbam3d.layers import ADAPTIVE_AVG_POOL, BATCH_NORM, CONV, MAX_POOL
+
 NamedConvs = list[tuple[str, nn.Module]]
 ConvBuilder = Callable[[int, int, int, int], NamedConvs]
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
-_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
-
-
 def conv_nd(dims: int, in_planes: int, out_planes: int, kernel_size, stride=1, padding=0) -> nn.Module:
     """A bias-free ``Conv{dims}d`` (every conv in these networks is followed by a BatchNorm)."""
-    return _CONV[dims](in_planes, out_planes, kernel_size, stride=stride, padding=padding, bias=False)
+    return CONV[dims](in_planes, out_planes, kernel_size, stride=stride, padding=padding, bias=False)
 
 
 def batch_norm(dims: int, channels: int) -> nn.Module:
     """``BatchNorm{dims}d`` over ``channels``."""
-    return _NORM[dims](channels)
+    return BATCH_NORM[dims](channels)
 
 
 def max_pool(dims: int) -> nn.Module:
     """The stem's 3-wide, stride-2 max pooling in ``dims`` dimensions."""
-    return _MAX_POOL[dims](kernel_size=3, stride=2, padding=1)
+    return MAX_POOL[dims](kernel_size=3, stride=2, padding=1)
 
 
 def global_avg_pool(dims: int) -> nn.Module:
     """Adaptive average pooling to one value per channel, so any input size works."""
-    return _AVG_POOL[dims](1)
+    return ADAPTIVE_AVG_POOL[dims](1)
 
 
 def factorised_width(in_planes: int, out_planes: int, kernel_t: int = 3, kernel_s: int = 3) -> int:

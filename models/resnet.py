@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
+from cbam3d.layers import BATCH_NORM, CONV, INPUT_LAYOUT
+
 from .attention import AttentionPlan
 from .blocks import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, add_conv_norm_chain
 from .convs import ConvBuilder, NamedConvs, global_avg_pool, max_pool
 
-INPUT_LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, T, H, W)"}
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
@@ -158,11 +159,11 @@ def init_weights(model: nn.Module, classifier: ClassifierInit = "normal") -> Non
     bias; torchvision's video ResNets) or ``"default"`` (PyTorch's Linear init; kenshohara).
     """
     for module in model.modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(module, tuple(CONV.values())):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+        elif isinstance(module, tuple(BATCH_NORM.values())):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
     _zero_cbam_spatial_norms(model)
@@ -181,5 +182,5 @@ def _zero_cbam_spatial_norms(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, CBAM) and getattr(module, "spatial_gate", None) is not None:
             for norm in module.spatial_gate.modules():
-                if isinstance(norm, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                if isinstance(norm, tuple(BATCH_NORM.values())):
                     nn.init.zeros_(norm.weight)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cbam3d.layers import BATCH_NORM
+
 from .attention import AttentionFactory, AttentionSpec, plan_attention
 from .blocks import ResidualBlock
 from .resnet import ResNet
@@ -27,7 +29,7 @@ _FOREIGN_BLOCKS = {
     ("pytorchvideo.models.resnet", "ResBlock"),
 }
 _NOT_ON_BRANCH = {"downsample", "branch1_conv", "branch1_norm", "attention"}
-_NORMS = {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}
+_NORM_DIMS = {norm: dims for dims, norm in BATCH_NORM.items()}
 
 
 class IdentityInitAttention(nn.Module):
@@ -70,7 +72,7 @@ def _last_branch_norm(block: nn.Module) -> nn.Module:
         if name in _NOT_ON_BRANCH:
             continue
         for module in child.modules():
-            if type(module) in _NORMS:
+            if type(module) in _NORM_DIMS:
                 last = module
     if last is None:
         raise ValueError(f"{type(block).__name__} has no BatchNorm on its residual branch to place attention after")
@@ -78,7 +80,7 @@ def _last_branch_norm(block: nn.Module) -> nn.Module:
 
 
 def _build_like(factory: AttentionFactory, norm: nn.Module, identity_init: bool) -> nn.Module:
-    module = factory(norm.num_features, _NORMS[type(norm)])
+    module = factory(norm.num_features, _NORM_DIMS[type(norm)])
     module = module.to(device=norm.weight.device, dtype=norm.weight.dtype)
     return IdentityInitAttention(module) if identity_init else module
 

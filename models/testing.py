@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+from cbam3d.layers import BATCH_NORM
+
+_NORMS = tuple(BATCH_NORM.values())
 
 
 @torch.no_grad()
