@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .base import AttentionModule
-from .functional import bam_scale
+from .functional import bam_scale, mix_logits
 from .layers import BATCH_NORM, CONV, check_positive_int, hidden_channels, spatial_axes
 
 COMBINES: tuple[str, ...] = ("sum", "product")
@@ -139,8 +139,7 @@ class BAM(AttentionModule):
         return self.channel_gate.channels
 
     def _weights(self, channel: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
-        mixed = channel + spatial if self.combine == "sum" else channel * spatial
-        return 1 + torch.sigmoid(mixed)
+        return 1 + torch.sigmoid(mix_logits(channel, spatial, self.combine))
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> the factor the input is multiplied by, ``1 + sigmoid(...)``, same shape."""

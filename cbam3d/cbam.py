@@ -81,8 +81,7 @@ class CBAM(AttentionModule):
         """The whole block as one autograd Function that recomputes ``x * Mc`` in backward instead of
         keeping it (:func:`cbam3d.functional.cbam`); both gates' map hooks see their maps."""
         channel, spatial = self.channel_gate, self.spatial_gate
-        channel.check_input(x)
-        spatial.check_input(x)
+        channel.check_input(x)  # CBAM.forward checked x; this builds a lazy channel gate
         out, channel_weights, spatial_weights = cbam(
             x, channel.pool_types, channel.mlp_parameters(), *spatial.function_arguments()
         )

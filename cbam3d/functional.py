@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .pooling import global_pool
+from .layers import spatial_axes
+from .pooling import channel_max_mean, global_pool
 
 CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -42,10 +43,6 @@ def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     if torch.amp.is_autocast_available(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
-
-
-def _positions(x: torch.Tensor) -> tuple[int, ...]:
-    return tuple(range(2, x.ndim))
 
 
 def _as_channel_map(weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -89,7 +86,7 @@ def _input_gradient(
         grad_x.add_(grads["avg"] / x[0, 0].numel())  # on CPU faster than one addcmul with a broadcast addend
     if "max" in grads:
         is_max = _equal_as_float(x, results["max"], out=scratch)
-        grad_x.addcmul_(is_max, grads["max"] / is_max.sum(dim=_positions(x), keepdim=True))
+        grad_x.addcmul_(is_max, grads["max"] / is_max.sum(dim=spatial_axes(x), keepdim=True))
     if "lp" in grads:
         norm = results["lp"]
         grad_x.addcmul_(x, torch.where(norm > 0, grads["lp"] / norm, 0.0))
@@ -190,20 +187,24 @@ def _scale(x: torch.Tensor, channel_map: torch.Tensor | None) -> torch.Tensor:
     return x if channel_map is None else x * channel_map
 
 
+def _same_padding(weight: torch.Tensor) -> list[int]:
+    """Padding that keeps the size for a stride-1 convolution with this (odd) kernel."""
+    return [k // 2 for k in weight.shape[2:]]
+
+
 def _conv_input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Gradient w.r.t. the input of a stride-1, 'same'-padded convolution with odd kernel: the
     correlation with the flipped, transposed kernel (on CPU several times faster than
     ``convolution_backward``'s input path)."""
     spatial = tuple(range(2, weight.ndim))
-    padding = [k // 2 for k in weight.shape[2:]]
-    return CONV_FUNCTIONS[len(spatial)](grad_out, weight.flip(spatial).transpose(0, 1), padding=padding)
+    return CONV_FUNCTIONS[len(spatial)](grad_out, weight.flip(spatial).transpose(0, 1), padding=_same_padding(weight))
 
 
 def _conv_weight_grad(grad_out: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     dims = weight.ndim - 2
-    padding = [k // 2 for k in weight.shape[2:]]
     return torch.ops.aten.convolution_backward(
-        grad_out, inputs, weight, None, [1] * dims, padding, [1] * dims, False, [0] * dims, 1, [False, True, False]
+        grad_out, inputs, weight, None, [1] * dims, _same_padding(weight), [1] * dims, False, [0] * dims, 1,
+        [False, True, False]
     )[1]
 
 
@@ -214,8 +215,8 @@ def _spatial_gate_forward(
     is what :func:`_spatial_gate_backward` needs besides x and the map, all (N, 1, *spatial) or smaller."""
     with _autocast_off(x.device.type):
         y = _scale(x, channel_map)
-        descriptor = torch.cat([y.amax(dim=1, keepdim=True), y.mean(dim=1, keepdim=True)], dim=1).to(conv_weight.dtype)
-        conv_out = CONV_FUNCTIONS[x.ndim - 2](descriptor, conv_weight, padding=[k // 2 for k in conv_weight.shape[2:]])
+        descriptor = channel_max_mean(y).to(conv_weight.dtype)
+        conv_out = CONV_FUNCTIONS[x.ndim - 2](descriptor, conv_weight, padding=_same_padding(conv_weight))
         if bn_training:
             variance, mean = torch.var_mean(conv_out, dim=[0, *range(2, conv_out.ndim)], correction=0)  # (1,)
         else:
@@ -382,7 +383,7 @@ class BAMScaleFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, channel_logits, spatial_logits, combine):
         with _autocast_off(x.device.type):
-            factor = _mix(channel_logits.to(x.dtype), spatial_logits.to(x.dtype), combine).sigmoid_().add_(1)
+            factor = mix_logits(channel_logits.to(x.dtype), spatial_logits.to(x.dtype), combine).sigmoid_().add_(1)
             out = x * factor  # x first: the output takes x's memory layout
         ctx.combine = combine
         ctx.save_for_backward(x, channel_logits, spatial_logits)
@@ -393,21 +394,22 @@ class BAMScaleFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, channel_logits, spatial_logits = ctx.saved_tensors
         channel, spatial = channel_logits.to(x.dtype), spatial_logits.to(x.dtype)
-        gate = _mix(channel, spatial, ctx.combine).sigmoid_()
+        gate = mix_logits(channel, spatial, ctx.combine).sigmoid_()
         grad_x = (grad_out * gate).add_(grad_out)
         # d out / d mix = grad_out * x * s (1 - s), in place in the recomputed buffer.
         grad_mix = gate.addcmul_(gate, gate, value=-1).mul_(grad_out).mul_(x)
         if ctx.combine == "product":
-            grad_channel = (grad_mix * spatial).sum(dim=_positions(x))
+            grad_channel = (grad_mix * spatial).sum(dim=spatial_axes(x))
             grad_spatial = (grad_mix * channel).sum(dim=1, keepdim=True)
         else:
-            grad_channel = grad_mix.sum(dim=_positions(x))
+            grad_channel = grad_mix.sum(dim=spatial_axes(x))
             grad_spatial = grad_mix.sum(dim=1, keepdim=True)
         grad_channel = grad_channel.reshape(channel_logits.shape).to(channel_logits.dtype)
         return grad_x, grad_channel, grad_spatial.to(spatial_logits.dtype), None
 
 
-def _mix(channel: torch.Tensor, spatial: torch.Tensor, combine: str) -> torch.Tensor:
+def mix_logits(channel: torch.Tensor, spatial: torch.Tensor, combine: str) -> torch.Tensor:
+    """BAM's branches combined: ``Mc * Ms`` for ``combine="product"``, else ``Mc + Ms``."""
     return channel * spatial if combine == "product" else channel + spatial
 
 
