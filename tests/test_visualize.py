@@ -87,6 +87,16 @@ def test_a_short_portrait_video_gives_a_full_square_clip(short_portrait_video):
     assert clip.fps == pytest.approx(5)
 
 
+def test_the_centre_clip_is_exactly_the_input_evaluation_scores(landscape_video):
+    """With ``mode="centre"`` and the checkpoint's ``eval_resize``, the network sees what evaluate.py feeds it."""
+    from cbam3d.data import VideoClipDataset, VideoRecord
+
+    evaluated = VideoClipDataset([VideoRecord(landscape_video, 0)], frames=4, sampling_rate=2, size=16, mode="eval",
+                                 eval_resize=20)[0]["video"]
+    clip = read_visual_clip(landscape_video, frames=4, size=16, sampling_rate=2, mode="centre", eval_resize=20)
+    torch.testing.assert_close(clip.input[0], evaluated)
+
+
 def test_each_attention_site_gives_one_spatio_temporal_map_and_one_temporal_profile():
     model = nn.Sequential(OrderedDict(
         stem=nn.Conv3d(3, 8, 3, padding=1),

@@ -71,6 +71,7 @@ def read_visual_clip(
     mode: str = "spread",
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
+    eval_resize: int | None = None,
     display_size: int | None = None,
 ) -> VisualClip:
     """Decode one clip of any video file PyAV reads, of any frame size and length.
@@ -78,8 +79,11 @@ def read_visual_clip(
     Args:
         path: the video file.
         frames, sampling_rate, mode: which frames (see :func:`clip_indices`).
-        size: the network's frame height and width; the short side is resized to it and the centre cropped.
+        size: the network's frame height and width: the short side is resized (to ``eval_resize``) and the centre
+            cropped to it.
         mean, std: the network's per-channel normalisation (RGB, on a [0, 1] scale).
+        eval_resize: the short side before the centre crop, as in evaluation (``ClipSpec.eval_resize``);
+            ``size`` when None.
         display_size: height and width of the frames to draw on; default ``max(size, 224)``.
 
     Raises:
@@ -93,6 +97,6 @@ def read_visual_clip(
         indices = clip_indices(reader.info.num_frames, frames, sampling_rate, mode)
         raw = reader.read(indices)  # uint8 (T, 3, H, W)
         fps = reader.info.fps
-    network_input = eval_transform(size, mean=mean, std=std)(raw).unsqueeze(0)
+    network_input = eval_transform(size, resize=eval_resize, mean=mean, std=std)(raw).unsqueeze(0)
     display = v2.Compose([v2.Resize(display_size, antialias=True), ShortSideCrop(display_size)])(raw)
     return VisualClip(network_input, display.permute(0, 2, 3, 1).contiguous().numpy(), indices, fps)

@@ -149,7 +149,7 @@ def visualize_video(
     video = Path(video)
     visual = read_visual_clip(
         video, frames=clip.frames, size=clip.size, sampling_rate=clip.sampling_rate, mode=clip_mode,
-        mean=clip.mean, std=clip.std, display_size=display_size,
+        mean=clip.mean, std=clip.std, eval_resize=clip.eval_resize, display_size=display_size,
     )
     logits, layers = _run(model, visual.input)
     names = list(class_names) if class_names is not None else [f"class {i}" for i in range(logits.numel())]
@@ -218,5 +218,5 @@ def visualize_checkpoint(
 
     model, info = load_checkpoint(checkpoint, map_location=inference_device(device))
     clip = info["clip"]
-    spec = ClipSpec(clip["frames"], clip["sampling_rate"], clip["size"], tuple(clip["mean"]), tuple(clip["std"]))
+    spec = ClipSpec(**{**clip, "mean": tuple(clip["mean"]), "std": tuple(clip["std"])})
     return visualize_video(model, video, output, spec, class_names=info["class_names"], **options)
