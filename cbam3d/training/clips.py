@@ -15,7 +15,7 @@ from .config import UsageError
 if TYPE_CHECKING:
     from cbam3d.data import VideoSplit
 
-__all__ = ["discover_split", "eval_resize_for", "make_clip_dataset"]
+__all__ = ["checkpoint_eval_dataset", "discover_split", "eval_resize_for", "make_clip_dataset"]
 
 
 def discover_split(root: Path, split: str, *, fold: int = 1, annotations: Path | None = None) -> VideoSplit:
@@ -48,6 +48,14 @@ def make_clip_dataset(records: list, *, mode: str, frames: int, sampling_rate: i
                                 clips_per_video=clips_per_video, flip=horizontal_flip, train_scale=train_scale)
     return VideoClipDataset(records, frames=frames, sampling_rate=sampling_rate, size=size, mode="eval",
                             clips_per_video=clips_per_video, crops_per_clip=crops_per_clip, eval_resize=eval_resize)
+
+
+def checkpoint_eval_dataset(records: list, clip: dict, *, clips_per_video: int = 1, crops_per_clip: int = 1) -> Dataset:
+    """Evaluation clips of ``records`` as a checkpoint's ``info["clip"]`` describes them (frames, sampling
+    rate, size and evaluation resize)."""
+    return make_clip_dataset(records, mode="eval", frames=clip["frames"], sampling_rate=clip["sampling_rate"],
+                             size=clip["size"], clips_per_video=clips_per_video, crops_per_clip=crops_per_clip,
+                             eval_resize=clip["eval_resize"])
 
 
 def eval_resize_for(size: int, train_scale: tuple[float, float]) -> int:

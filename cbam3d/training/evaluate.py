@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .atomic import atomic_write_json
 from .checkpoint import load_checkpoint
-from .clips import discover_split, make_clip_dataset
+from .clips import checkpoint_eval_dataset, discover_split
 from .config import GENERAL_DEFAULTS, UsageError
 from .devices import inference_autocast_dtype, inference_device
 from .plots import plot_confusion_matrix
@@ -75,16 +73,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, data: str | os.PathLik
     if list(records.class_names) != list(info["class_names"]):
         raise UsageError(f"data set {root} has classes {records.class_names[:5]}... but the checkpoint was trained "
                          f"on {info['class_names'][:5]}...")
-    clip = info["clip"]
-    dataset = make_clip_dataset(records.records, mode="eval", frames=clip["frames"],
-                                sampling_rate=clip["sampling_rate"], size=clip["size"], clips_per_video=clips,
-                                crops_per_clip=crops, eval_resize=clip["eval_resize"])
-    channels_last = torch_device.type == "cuda"
-    if channels_last:
-        model.to(memory_format=torch.channels_last_3d)
+    dataset = checkpoint_eval_dataset(records.records, info["clip"], clips_per_video=clips, crops_per_clip=crops)
     scores = video_scores(model, dataset, num_videos=len(records.records), batch_size=batch_size,
                           num_workers=num_workers, autocast_dtype=inference_autocast_dtype(torch_device),
-                          channels_last=channels_last)
+                          channels_last=torch_device.type == "cuda")
     report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report.update(class_names=info["class_names"], checkpoint=str(Path(checkpoint).resolve()), data=str(root),
                   split=split, clips=clips, crops=crops, skipped_clips=scores.skipped_clips)

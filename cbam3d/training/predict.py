@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
-from .clips import make_clip_dataset
+from .clips import checkpoint_eval_dataset
 from .devices import inference_autocast_dtype, inference_device
 from .scoring import predict_clip_scores
 
@@ -50,10 +50,7 @@ def _predict_one(model: nn.Module, info: dict[str, Any], path: Path, *, topk: in
 
     if not path.is_file():
         return Prediction(path, error="no such file")
-    clip = info["clip"]
-    dataset = make_clip_dataset([VideoRecord(path, 0)], mode="eval", frames=clip["frames"],
-                                sampling_rate=clip["sampling_rate"], size=clip["size"], clips_per_video=clips,
-                                eval_resize=clip["eval_resize"])
+    dataset = checkpoint_eval_dataset([VideoRecord(path, 0)], info["clip"], clips_per_video=clips)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         items = [dataset[i] for i in range(len(dataset))]

@@ -62,11 +62,13 @@ def video_scores(model: nn.Module, dataset: Dataset, *, num_videos: int, batch_s
         num_videos: the number of videos the dataset enumerates.
         batch_size, num_workers: data loading.
         autocast_dtype: e.g. ``torch.bfloat16`` on a GPU; None for full precision.
-        channels_last: feed ``channels_last_3d`` tensors (with a network converted to that format).
+        channels_last: convert the network and its inputs to ``channels_last_3d`` (cuDNN's fastest layout).
     """
     from cbam3d.data import collate_clips
 
     model.eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last_3d)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
     sums: torch.Tensor | None = None

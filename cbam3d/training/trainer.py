@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from .atomic import atomic_write_json
 from .checkpoint import ClipSpec, ModelSpec, _torch_load, load_checkpoint, read_checkpoint_info
 from .checkpoint_io import AtomicCheckpointIO
-from .clips import discover_split, eval_resize_for, make_clip_dataset
+from .clips import checkpoint_eval_dataset, discover_split, eval_resize_for
 from .config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, resolve_config
 from .datamodule import VideoDataModule
 from .module import VideoClassifier
@@ -130,19 +130,13 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     """Video-level, multi-clip multi-crop top-1/top-5 of the ``best`` checkpoint on the validation split."""
     device = torch.device("cuda" if accelerator == "cuda" else "cpu")
     model, info = load_checkpoint(best, map_location=device)
-    clip = info["clip"]
     split = discover_split(root, "val", fold=config.fold, annotations=config.annotations)
-    dataset = make_clip_dataset(split.records, mode="eval", frames=clip["frames"],
-                                sampling_rate=clip["sampling_rate"], size=clip["size"],
-                                clips_per_video=config.eval_clips, crops_per_clip=config.eval_crops,
-                                eval_resize=clip["eval_resize"])
-    channels_last = device.type == "cuda"
-    if channels_last:
-        model.to(memory_format=torch.channels_last_3d)
+    dataset = checkpoint_eval_dataset(split.records, info["clip"], clips_per_video=config.eval_clips,
+                                      crops_per_clip=config.eval_crops)
     precision = _precision(config, accelerator)
     autocast = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
     scores = video_scores(model, dataset, num_videos=len(split.records), batch_size=config.batch_size,
-                          num_workers=config.num_workers, autocast_dtype=autocast, channels_last=channels_last)
+                          num_workers=config.num_workers, autocast_dtype=autocast, channels_last=device.type == "cuda")
     report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report["skipped_clips"] = scores.skipped_clips
     return report
