@@ -8,6 +8,7 @@ from torch import nn
 from .base import AttentionModule
 from .functional import bam_scale, mix_logits
 from .layers import BATCH_NORM, CONV, check_positive_int, hidden_channels, spatial_axes
+from .registry import register_attention
 
 COMBINES: tuple[str, ...] = ("sum", "product")
 
@@ -20,6 +21,7 @@ class BAMChannelGate(AttentionModule):
     """
 
     has_channel_parameters = True
+    map_kind = "channel"
 
     def __init__(self, channels: int | None = None, dims: int = 2, reduction: int = 16) -> None:
         super().__init__(dims)
@@ -38,7 +40,7 @@ class BAMChannelGate(AttentionModule):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> Mc, (N, C, 1, ...), before any sigmoid."""
-        self.check_input(x)
+        self.prepare_input(x)
         logits = self.mlp(x.mean(dim=spatial_axes(x))).reshape(*x.shape[:2], *(1,) * self.dims)
         self.report_logits(logits)
         return logits
@@ -56,6 +58,7 @@ class BAMSpatialGate(AttentionModule):
     """
 
     has_channel_parameters = True
+    map_kind = "spatial"
 
     def __init__(
         self, channels: int | None = None, dims: int = 2, reduction: int = 16, dilation: int = 4, num_dilated: int = 2
@@ -90,13 +93,16 @@ class BAMSpatialGate(AttentionModule):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> Ms, (N, 1, *spatial), before any sigmoid."""
-        self.check_input(x)
+        self.prepare_input(x)
         logits = self.project(self.dilated(self.reduce(x)))
         self.report_logits(logits)
         return logits
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, reduction={self.reduction}, dilation={self.dilation}, num_dilated={self.num_dilated}"
+        return (
+            f"{super().extra_repr()}, reduction={self.reduction}, dilation={self.dilation}, "
+            f"num_dilated={self.num_dilated}"
+        )
 
 
 class BAM(AttentionModule):
@@ -117,6 +123,8 @@ class BAM(AttentionModule):
     Shape:
         input (N, C, *spatial); output the same.
     """
+
+    map_kind = "combined"
 
     def __init__(
         self,
@@ -143,7 +151,7 @@ class BAM(AttentionModule):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> the factor the input is multiplied by, ``1 + sigmoid(...)``, same shape."""
-        self.check_input(x)
+        self.prepare_input(x)
         weights = self._weights(self.channel_gate.logits(x), self.spatial_gate.logits(x))
         self.report_map(weights)
         return weights
@@ -151,7 +159,7 @@ class BAM(AttentionModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x * attention(x)`` as a fused Function that keeps x and the two branch outputs, not the
         input-sized factor; the factor is computed for map hooks only when one is registered."""
-        self.check_input(x)
+        self.prepare_input(x)
         channel, spatial = self.channel_gate.logits(x), self.spatial_gate.logits(x)
         if self._map_hooks:
             self.report_map(self._weights(channel, spatial))
@@ -159,3 +167,6 @@ class BAM(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, combine={self.combine!r}"
+
+
+register_attention("bam", BAM, placement="stage")

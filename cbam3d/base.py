@@ -29,6 +29,12 @@ class AttentionModule(nn.Module):
     #: True for modules whose parameters depend on the channel count (and so can be lazy).
     has_channel_parameters: bool = False
 
+    #: The kind of map this module reports to its map hooks: ``"channel"`` (N, C, 1, ...), ``"spatial"``
+    #: (N, 1, *spatial), ``"temporal"`` (N, 1, T, 1, 1) or ``"combined"`` (N, C, *spatial); None for a
+    #: module that reports no map of its own (a block whose gates report theirs) or whose maps are
+    #: classified by their shape (see :mod:`cbam3d.hooks`).
+    map_kind: str | None = None
+
     def __init__(self, dims: int) -> None:
         super().__init__()
         self.dims = check_dims(dims)
@@ -71,7 +77,7 @@ class AttentionModule(nn.Module):
     # --- input checks ---------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error unless ``x`` is a floating-point tensor of the layout ``dims`` expects
-        with the module's channel count; build a lazy module from it."""
+        with the module's channel count (any count while the module is lazy)."""
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
@@ -82,14 +88,21 @@ class AttentionModule(nn.Module):
                 f"{name}(dims={self.dims}) expects a {self.dims + 2}-D input {INPUT_LAYOUT[self.dims]}, "
                 f"got a {x.ndim}-D tensor of shape {tuple(x.shape)}"
             )
-        if self.channels is None:
-            if self.has_channel_parameters:
-                self._materialize(x)
-        elif x.shape[1] != self.channels:
+        if self.channels is not None and x.shape[1] != self.channels:
             raise ValueError(
                 f"{name} was built for {self.channels} channels, got an input with {x.shape[1]} "
                 f"channels (shape {tuple(x.shape)}, channels on axis 1)"
             )
+
+    def build_lazy(self, x: torch.Tensor) -> None:
+        """Build a lazy module for the channel count, device and dtype of a checked input ``x``."""
+        if self.channels is None and self.has_channel_parameters:
+            self._materialize(x)
+
+    def prepare_input(self, x: torch.Tensor) -> None:
+        """:meth:`check_input`, then :meth:`build_lazy`: what a forward pass does first."""
+        self.check_input(x)
+        self.build_lazy(x)
 
     # --- map hooks ------------------------------------------------------------------------------
     def register_map_hook(self, hook: MapHook) -> RemovableHandle:

@@ -22,6 +22,7 @@ comparison is between two implementations of one block.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import time
@@ -34,11 +35,9 @@ from torch import nn
 from .bam import BAM
 from .cbam import CBAM
 from .channel import SE, ChannelGate
-from .layers import BATCH_NORM, CONV
+from .layers import ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL, BATCH_NORM, CONV
+from .models import create_model
 from .spatial import SpatialGate
-
-ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
-ADAPTIVE_MAX_POOL = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
 
 
 # --- the hand-written references -----------------------------------------------------------------
@@ -217,8 +216,15 @@ def measure_case(
         with autocast():
             saved = saved_bytes(module, x)
         results.append(
-            Result(case, variant.name, tuple(shape), str(device), str(autocast_dtype or x.dtype).replace("torch.", ""),
-                   saved_mb=saved / 2**20, saved_ratio=saved / (x.numel() * x.element_size()))
+            Result(
+                case,
+                variant.name,
+                tuple(shape),
+                str(device),
+                str(autocast_dtype or x.dtype).replace("torch.", ""),
+                saved_mb=saved / 2**20,
+                saved_ratio=saved / (x.numel() * x.element_size()),
+            )
         )
     for module in modules:
         for _ in range(warmup):
@@ -227,8 +233,8 @@ def measure_case(
     train_times: list[list[float]] = [[] for _ in modules]
     for _ in range(repeats):
         for index, module in enumerate(modules):
-            forward_times[index].append(_timed(lambda: forward(module), device))
-            train_times[index].append(_timed(lambda: train_step(module), device))
+            forward_times[index].append(_timed(functools.partial(forward, module), device))
+            train_times[index].append(_timed(functools.partial(train_step, module), device))
     for result, module, forward_ms, train_ms in zip(results, modules, forward_times, train_times):
         if repeats:
             result.forward_ms, result.train_ms = statistics.median(forward_ms), statistics.median(train_ms)
@@ -270,8 +276,14 @@ def block_shape(shape_3d: Sequence[int], dims: int) -> tuple[int, ...]:
 
 
 def block_results(
-    name: str, dims: int, shape_3d: Sequence[int], device: torch.device, repeats: int, warmup: int,
-    kernel_size: int, autocast_dtype: torch.dtype | None = None,
+    name: str,
+    dims: int,
+    shape_3d: Sequence[int],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    kernel_size: int,
+    autocast_dtype: torch.dtype | None = None,
 ) -> list[Result]:
     """cbam3d's block against its hand-written reference (``naive`` variant)."""
     shape = block_shape(shape_3d, dims)
@@ -286,8 +298,6 @@ def block_results(
 
 
 def _network(model_name: str, attention=None, attention_kwargs=None) -> Callable[[], nn.Module]:
-    from models import create_model
-
     return lambda: create_model(model_name, attention=attention, attention_kwargs=attention_kwargs)
 
 
@@ -297,8 +307,14 @@ def _naive_factory(name: str, kernel_size: int) -> Callable[[int, int], nn.Modul
 
 
 def model_results(
-    model_name: str, attention: Sequence[str], clip: Sequence[int], device: torch.device, repeats: int, warmup: int,
-    kernel_size: int, autocast_dtype: torch.dtype | None = None,
+    model_name: str,
+    attention: Sequence[str],
+    clip: Sequence[int],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    kernel_size: int,
+    autocast_dtype: torch.dtype | None = None,
 ) -> list[Result]:
     """A video network without attention, with cbam3d's attention and with the hand-written blocks
     (SE and CBAM; BAM's stage placement takes no custom module)."""
@@ -390,8 +406,14 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
                 log(markdown_table(case).split("\n", 2)[2])
     for model_name in settings.models:
         case = model_results(
-            model_name, settings.model_attention, settings.clip, device, settings.model_repeats, settings.warmup,
-            settings.kernel_size, amp,
+            model_name,
+            settings.model_attention,
+            settings.clip,
+            device,
+            settings.model_repeats,
+            settings.warmup,
+            settings.kernel_size,
+            amp,
         )
         results += case
         log(markdown_table(case).split("\n", 2)[2])

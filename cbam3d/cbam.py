@@ -9,6 +9,7 @@ import torch
 from .base import AttentionModule
 from .channel import ChannelGate
 from .functional import cbam
+from .registry import register_attention
 from .spatial import SpatialGate, make_spatial_gate
 
 GATE_ORDERS: tuple[str, ...] = ("channel_spatial", "spatial_channel", "parallel")
@@ -81,7 +82,7 @@ class CBAM(AttentionModule):
         """The whole block as one autograd Function that recomputes ``x * Mc`` in backward instead of
         keeping it (:func:`cbam3d.functional.cbam`); both gates' map hooks see their maps."""
         channel, spatial = self.channel_gate, self.spatial_gate
-        channel.check_input(x)  # CBAM.forward checked x; this builds a lazy channel gate
+        channel.build_lazy(x)  # CBAM.forward checked x
         out, channel_weights, spatial_weights = cbam(
             x, channel.pool_types, channel.mlp_parameters(), *spatial.function_arguments()
         )
@@ -91,3 +92,6 @@ class CBAM(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, gate_order={self.gate_order!r}"
+
+
+register_attention("cbam", CBAM)

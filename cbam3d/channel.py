@@ -16,6 +16,7 @@ from .base import AttentionModule
 from .functional import channel_gate, channel_weights
 from .layers import check_positive_int, hidden_channels
 from .pooling import check_pool_types, global_pool
+from .registry import register_attention
 
 
 class ChannelGate(AttentionModule):
@@ -36,6 +37,7 @@ class ChannelGate(AttentionModule):
     """
 
     has_channel_parameters = True
+    map_kind = "channel"
 
     def __init__(
         self,
@@ -75,13 +77,13 @@ class ChannelGate(AttentionModule):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> channel weights (N, C, 1, ...) in (0, 1)."""
-        self.check_input(x)
+        self.prepare_input(x)
         weights = self._as_map(channel_weights(x, self.pool_types, *self.mlp_parameters()))
         self.report_map(weights)
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+        self.prepare_input(x)
         out, weights = channel_gate(x, self.pool_types, *self.mlp_parameters())
         self.report_map(self._as_map(weights))
         return out
@@ -108,3 +110,6 @@ class SE(ChannelGate):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, dims={self.dims}, reduction={self.reduction}"
+
+
+register_attention("se", SE)

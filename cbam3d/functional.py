@@ -19,8 +19,8 @@ it all to one element.)
 The small parts (the channel MLP, the spatial conv and its BatchNorm) are differentiated explicitly
 too, so every Function is one node of the autograd graph, and ``torch.compile`` traces it (forward and
 backward) without graph breaks. The backward formulas are not themselves differentiable: a second
-derivative (e.g. a gradient penalty) raises an error instead of returning a wrong value. Autocast is turned off inside: the large products run in the input's
-dtype, the small parts in the parameters' dtype.
+derivative (e.g. a gradient penalty) raises an error instead of returning a wrong value. Autocast is
+turned off inside: the large products run in the input's dtype, the small parts in the parameters' dtype.
 """
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ def _channel_weights_forward(x: torch.Tensor, pool_types, w1, b1, w2, b2) -> tup
 
 
 def _channel_weights_backward(
-    x: torch.Tensor, saved: Sequence[torch.Tensor], pool_types: Sequence[str], grad_weights: torch.Tensor,
+    x: torch.Tensor,
+    saved: Sequence[torch.Tensor],
+    pool_types: Sequence[str],
+    grad_weights: torch.Tensor,
     grad_x: torch.Tensor | None,
     scratch: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
@@ -203,8 +206,17 @@ def _conv_input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tens
 def _conv_weight_grad(grad_out: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     dims = weight.ndim - 2
     return torch.ops.aten.convolution_backward(
-        grad_out, inputs, weight, None, [1] * dims, _same_padding(weight), [1] * dims, False, [0] * dims, 1,
-        [False, True, False]
+        grad_out,
+        inputs,
+        weight,
+        None,
+        [1] * dims,
+        _same_padding(weight),
+        [1] * dims,
+        False,
+        [0] * dims,
+        1,
+        [False, True, False],
     )[1]
 
 
@@ -305,12 +317,35 @@ class CBAMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, pool_types, w1, b1, w2, b2, conv_weight, bn_weight, bn_bias, running_mean, running_var,
-                bn_training, momentum, eps):
+    def forward(
+        ctx,
+        x,
+        pool_types,
+        w1,
+        b1,
+        w2,
+        b2,
+        conv_weight,
+        bn_weight,
+        bn_bias,
+        running_mean,
+        running_var,
+        bn_training,
+        momentum,
+        eps,
+    ):
         channel_weights, channel_saved = _channel_weights_forward(x, pool_types, w1, b1, w2, b2)
         out, spatial_weights, spatial_saved = _spatial_gate_forward(
-            x, _as_channel_map(channel_weights, x), conv_weight, bn_weight, bn_bias, running_mean, running_var,
-            bn_training, momentum, eps,
+            x,
+            _as_channel_map(channel_weights, x),
+            conv_weight,
+            bn_weight,
+            bn_bias,
+            running_mean,
+            running_var,
+            bn_training,
+            momentum,
+            eps,
         )
         ctx.pool_types, ctx.eps, ctx.bn_training = pool_types, eps, bn_training
         ctx.save_for_backward(x, *channel_saved, *spatial_saved)
@@ -366,8 +401,17 @@ def cbam(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(y * Ms(y), Mc, Ms)`` for ``y = x * Mc(x)``; ``mlp`` is (w1, b1, w2, b2) (see :class:`CBAMFunction`)."""
     return CBAMFunction.apply(
-        x, tuple(pool_types), *mlp, conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training,
-        momentum, eps,
+        x,
+        tuple(pool_types),
+        *mlp,
+        conv_weight,
+        bn_weight,
+        bn_bias,
+        running_mean,
+        running_var,
+        bn_training,
+        momentum,
+        eps,
     )
 
 

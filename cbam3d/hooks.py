@@ -15,8 +15,8 @@
 The maps are what the gates multiply the features by, after the sigmoid, one entry per module path
 (the names of ``model.named_modules()``). Each holds the maps that module computes, by kind:
 
-- ``"channel"``: channel weights (N, C, 1, ...) of :class:`~cbam3d.ChannelGate`, :class:`~cbam3d.SE`
-  and :class:`~cbam3d.BAMChannelGate` (the latter's ``sigmoid(Mc)``);
+- ``"channel"``: channel weights (N, C, 1, ...) of :class:`~cbam3d.ChannelGate`, :class:`~cbam3d.SE`,
+  :class:`~cbam3d.ECA` and :class:`~cbam3d.BAMChannelGate` (the latter's ``sigmoid(Mc)``);
 - ``"spatial"``: spatial maps (N, 1, H, W), or spatio-temporal maps (N, 1, T, H, W) in 3D, of
   :class:`~cbam3d.SpatialGate`, :class:`~cbam3d.BAMSpatialGate` (``sigmoid(Ms)``) and
   :class:`~cbam3d.FactorizedSpatialGate`;
@@ -25,8 +25,11 @@ The maps are what the gates multiply the features by, after the sigmoid, one ent
   one piece (``"joint"`` or ``"framewise"``), that map's mean over H and W;
 - ``"combined"``: BAM's factor ``1 + sigmoid(Mc + Ms)`` (N, C, *spatial), as large as the features.
 
-Attention modules of other classes (subclasses of :class:`~cbam3d.AttentionModule` written by users) are
-classified by the shape of their map: (N, C, 1, ...) is ``"channel"``, (N, 1, ...) ``"spatial"``.
+Each module declares the kind of map it reports in its class attribute
+:attr:`~cbam3d.AttentionModule.map_kind` (ECA and the channel gates ``"channel"``, the spatial gates
+``"spatial"``, ...). A module that leaves it None (e.g. a subclass of :class:`~cbam3d.AttentionModule`
+written by a user) has its maps classified by their shape: (N, C, 1, ...) is ``"channel"``, (N, 1, ...)
+``"spatial"``, anything else ``"combined"``.
 """
 
 from __future__ import annotations
@@ -38,25 +41,13 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from .bam import BAM, BAMChannelGate, BAMSpatialGate
 from .base import AttentionModule, MapHook
-from .channel import ChannelGate
-from .spatial import FactorizedSpatialGate, SpatialGate, TemporalGate
+from .spatial import FactorizedSpatialGate
 
 __all__ = ["KINDS", "AttentionCapture", "AttentionMaps", "capture_attention"]
 
 #: The kinds of maps a capture can record (see the module docstring).
 KINDS: tuple[str, ...] = ("channel", "spatial", "temporal", "combined")
-
-_KIND_OF_CLASS: tuple[tuple[type[nn.Module], str], ...] = (
-    (TemporalGate, "temporal"),
-    (ChannelGate, "channel"),
-    (BAMChannelGate, "channel"),
-    (SpatialGate, "spatial"),
-    (BAMSpatialGate, "spatial"),
-    (FactorizedSpatialGate, "spatial"),
-    (BAM, "combined"),
-)
 
 
 class AttentionMaps(dict):
@@ -89,14 +80,6 @@ def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     if not kinds:
         raise ValueError(f"kinds is empty: name at least one of {KINDS}, or pass None for all")
     return kinds
-
-
-def _class_kind(module: nn.Module) -> str | None:
-    """The kind of map a built-in module computes, or None for classes cbam3d does not know."""
-    for cls, kind in _KIND_OF_CLASS:
-        if isinstance(module, cls):
-            return kind
-    return None
 
 
 def _shape_kind(attention_map: torch.Tensor) -> str:
@@ -146,13 +129,13 @@ class AttentionCapture:
         modules = {path: m for path, m in model.named_modules() if isinstance(m, AttentionModule)}
         if not modules:
             raise ValueError(
-                f"{type(model).__name__} contains no cbam3d attention module (SE, CBAM, BAM or their gates) "
+                f"{type(model).__name__} contains no cbam3d attention module (SE, CBAM, BAM, ECA or their gates) "
                 "whose maps could be captured"
             )
         self.maps = AttentionMaps(_attention_sites(modules))
         self._handles: list[RemovableHandle] = []
         for path, module in modules.items():
-            kind = _class_kind(module)
+            kind = module.map_kind
             derives_temporal = not _has_own_temporal_gate(path, module, modules)
             wanted = {kind, "temporal"} if kind == "spatial" and derives_temporal else {kind}
             if kind is None or wanted & set(self.kinds):
@@ -202,7 +185,7 @@ def capture_attention(
     module path -> {kind: map}) and removes the hooks on leaving the block, even on an error. The maps are
     detached copies; the model's outputs and gradients are exactly what they are without the capture.
     It works on any model: this package's networks, torchvision or pytorchvideo networks retrofitted with
-    ``models.add_attention``, or a model of your own.
+    ``cbam3d.models.add_attention``, or a model of your own.
 
     Args:
         model: any module containing cbam3d attention modules.

@@ -20,6 +20,11 @@ ADAPTIVE_AVG_POOL: dict[int, type[nn.Module]] = {
     2: nn.AdaptiveAvgPool2d,
     3: nn.AdaptiveAvgPool3d,
 }
+ADAPTIVE_MAX_POOL: dict[int, type[nn.Module]] = {
+    1: nn.AdaptiveMaxPool1d,
+    2: nn.AdaptiveMaxPool2d,
+    3: nn.AdaptiveMaxPool3d,
+}
 INPUT_LAYOUT: dict[int, str] = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, T, H, W)"}
 
 
@@ -71,3 +76,8 @@ def hidden_channels(channels: int, reduction: int) -> int:
 def spatial_axes(x: torch.Tensor) -> tuple[int, ...]:
     """The axes after (N, C): (2,), (2, 3) or (2, 3, 4)."""
     return tuple(range(2, x.ndim))
+
+
+def channel_map(weights: torch.Tensor, dims: int) -> torch.Tensor:
+    """Channel weights (N, C) as a map (N, C, 1, ...) with ``dims`` ones, broadcastable to (N, C, *spatial)."""
+    return weights.reshape(*weights.shape, *(1,) * dims)

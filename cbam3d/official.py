@@ -93,7 +93,7 @@ def from_official(state_dict: Mapping) -> OrderedDict[str, torch.Tensor]:
             (neither official attention keys nor an official ResNet's ``conv1``/``fc``).
     """
     state_dict = _unwrap(state_dict)
-    keys = [key[len("module."):] if key.startswith("module.") else key for key in state_dict]
+    keys = [key[len("module.") :] if key.startswith("module.") else key for key in state_dict]
     if any(marker in key for key in keys for marker in _OURS_MARKERS):
         raise ValueError("this state_dict already has cbam3d's keys (channel_gate/spatial_gate); load it as it is")
     is_resnet = "conv1.weight" in keys and "fc.weight" in keys

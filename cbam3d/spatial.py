@@ -67,6 +67,8 @@ class SpatialGate(AttentionModule):
         input (N, C, *spatial), any C; output the same; :meth:`attention` gives (N, 1, *spatial).
     """
 
+    map_kind = "spatial"
+
     def __init__(self, dims: int = 2, kernel_size: int | Sequence[int] | None = None) -> None:
         super().__init__(dims)
         self.kernel_size = DEFAULT_KERNEL_SIZE[dims] if kernel_size is None else odd_kernel(kernel_size, dims)
@@ -78,7 +80,7 @@ class SpatialGate(AttentionModule):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> one weight per position (N, 1, *spatial) in (0, 1)."""
-        self.check_input(x)
+        self.prepare_input(x)
         weights = torch.sigmoid(self.logits(x))
         self.report_map(weights)
         return weights
@@ -89,7 +91,7 @@ class SpatialGate(AttentionModule):
         return (self.conv.weight, self.bn.weight, self.bn.bias, *_batch_norm_arguments(self.bn), self.bn.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+        self.prepare_input(x)
         out, weights = spatial_gate(x, *self.function_arguments())
         self.report_map(weights)
         return out
@@ -111,6 +113,8 @@ class TemporalGate(AttentionModule):
         input (N, C, T, H, W); output the same; :meth:`attention` gives (N, 1, T, 1, 1).
     """
 
+    map_kind = "temporal"
+
     def __init__(self, kernel_size: int = 3) -> None:
         super().__init__(dims=3)
         (self.kernel_size,) = odd_kernel(kernel_size, 1)
@@ -124,7 +128,7 @@ class TemporalGate(AttentionModule):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> per-frame weights (N, 1, T, 1, 1) in (0, 1)."""
-        self.check_input(x)
+        self.prepare_input(x)
         weights = torch.sigmoid(self.logits(x))[..., None, None]
         self.report_map(weights)
         return weights
@@ -147,6 +151,8 @@ class FactorizedSpatialGate(AttentionModule):
     Shape:
         input (N, C, T, H, W); output the same; :meth:`attention` gives (N, 1, T, H, W).
     """
+
+    map_kind = "spatial"
 
     def __init__(self, kernel_size: int | Sequence[int] | None = None) -> None:
         super().__init__(dims=3)

@@ -9,7 +9,7 @@
 - :func:`create_model` / :data:`MODEL_NAMES`: video models by name.
 """
 
-from .attention import ATTENTION_NAMES, AttentionPlan, plan_attention
+from .attention import AttentionPlan, plan_attention
 from .blocks import BasicBlock, Bottleneck, ResidualBlock, ZeroPadShortcut
 from .complexity import count_gmacs, count_parameters
 from .image import resnet2d
@@ -21,12 +21,11 @@ from .torchvision_keys import from_torchvision, to_torchvision
 from .video import mc3_18, r2plus1d, r2plus1d_18, r3d_18, resnet3d
 
 __all__ = [
-    "ATTENTION_NAMES",
+    "MODEL_NAMES",
     "AttentionPlan",
     "BasicBlock",
     "Bottleneck",
     "IdentityInitAttention",
-    "MODEL_NAMES",
     "ResNet",
     "ResidualBlock",
     "ZeroPadShortcut",

@@ -15,7 +15,8 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import AttentionFactory
+from cbam3d.registry import AttentionBuilder
+
 from .convs import ConvBuilder, NamedConvs, batch_norm, conv_nd, effective_stride, factorised_width
 
 ShortcutType = Literal["A", "B"]
@@ -92,7 +93,7 @@ class ResidualBlock(nn.Module):
         stride: Sequence[int],
         dims: int,
         shortcut_type: ShortcutType,
-        attention: AttentionFactory | None,
+        attention: AttentionBuilder | None,
     ) -> None:
         """Register the ReLU, the shortcut ``downsample`` and ``attention`` after the subclass's conv-BN chain."""
         self.relu = nn.ReLU(inplace=True)
@@ -124,7 +125,7 @@ class BasicBlock(ResidualBlock):
         conv_builder: how a 3 x 3 (x 3) conv is realised (see :mod:`models.convs`).
         dims: 1, 2 or 3.
         shortcut_type: ``"A"`` (parameter-free) or ``"B"`` (projection).
-        attention: factory ``(channels, dims) -> nn.Module`` or None.
+        attention: builder ``(channels, dims) -> nn.Module`` or None.
         shared_mid_planes: for (2+1)D builders, give both convs the mid width computed from
             ``(in_planes, planes)`` as torchvision's ``VideoResNet`` does, instead of a width per conv
             as in Tran et al. and kenshohara/3D-ResNets-PyTorch.
@@ -140,7 +141,7 @@ class BasicBlock(ResidualBlock):
         conv_builder: ConvBuilder,
         dims: int,
         shortcut_type: ShortcutType = "B",
-        attention: AttentionFactory | None = None,
+        attention: AttentionBuilder | None = None,
         shared_mid_planes: bool = False,
     ) -> None:
         super().__init__()
@@ -170,7 +171,7 @@ class Bottleneck(ResidualBlock):
         conv_builder: ConvBuilder,
         dims: int,
         shortcut_type: ShortcutType = "B",
-        attention: AttentionFactory | None = None,
+        attention: AttentionBuilder | None = None,
         shared_mid_planes: bool = False,
     ) -> None:
         super().__init__()
@@ -180,4 +181,3 @@ class Bottleneck(ResidualBlock):
         chain += add_conv_norm_chain(self, 2, middle, dims)
         chain += add_conv_norm_chain(self, 3, [("", conv_nd(dims, planes, out_planes, 1))], dims)
         self._finish(chain, in_planes, out_planes, effective_stride(middle), dims, shortcut_type, attention)
-

@@ -20,6 +20,7 @@ from cbam3d.layers import ADAPTIVE_AVG_POOL, BATCH_NORM, CONV, MAX_POOL
 NamedConvs = list[tuple[str, nn.Module]]
 ConvBuilder = Callable[[int, int, int, int], NamedConvs]
 
+
 def conv_nd(dims: int, in_planes: int, out_planes: int, kernel_size, stride=1, padding=0) -> nn.Module:
     """A bias-free ``Conv{dims}d`` (every conv in these networks is followed by a BatchNorm)."""
     return CONV[dims](in_planes, out_planes, kernel_size, stride=stride, padding=padding, bias=False)
@@ -66,7 +67,8 @@ def conv1x3x3(in_planes: int, out_planes: int, stride: int = 1, mid_planes: int 
 
 
 def conv2plus1d(in_planes: int, out_planes: int, stride: int = 1, mid_planes: int = 0) -> NamedConvs:
-    """(2+1)D conv: 1 x 3 x 3 into ``mid_planes`` channels, stride ``(1, s, s)``; then 3 x 1 x 1, stride ``(s, 1, 1)``."""
+    """(2+1)D conv: 1 x 3 x 3 into ``mid_planes`` channels, stride ``(1, s, s)``; then 3 x 1 x 1,
+    stride ``(s, 1, 1)``."""
     if mid_planes <= 0:
         raise ValueError(f"conv2plus1d needs a positive mid_planes, got {mid_planes}")
     return [

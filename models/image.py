@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .attention import AttentionSpec, plan_attention
+from cbam3d.registry import AttentionSpec
+
+from .attention import plan_attention
 from .convs import conv3x3, conv_nd
 from .resnet import STAGE_WIDTHS, ResNet, init_weights, stage_config
 
@@ -21,7 +23,7 @@ IMAGE_DEPTHS = (18, 34, 50, 101)
 
 def resnet2d(
     depth: int,
-    attention: AttentionSpec = None,
+    attention: AttentionSpec | None = None,
     num_classes: int = 1000,
     attention_kwargs: Mapping[str, Any] | None = None,
 ) -> ResNet:

@@ -48,9 +48,13 @@ def inflate_tensor(weight_2d: Tensor, kernel_t: int, mode: InflationMode = "cent
     return out
 
 
-def _inflatable(shape_2d: torch.Size, shape_3d: torch.Size) -> bool:
-    return len(shape_3d) == len(shape_2d) + 1 and len(shape_2d) >= 3 and (
-        shape_3d[:2] == shape_2d[:2] and shape_3d[3:] == shape_2d[2:]
+def inflatable(shape_2d: torch.Size, shape_3d: torch.Size) -> bool:
+    """Whether a 3D tensor of ``shape_3d`` is a 2D one of ``shape_2d`` with one more (temporal) kernel
+    dimension after (out, in): (O, I, kh, kw) -> (O, I, kt, kh, kw)."""
+    return (
+        len(shape_3d) == len(shape_2d) + 1
+        and len(shape_2d) >= 3
+        and (shape_3d[:2] == shape_2d[:2] and shape_3d[3:] == shape_2d[2:])
     )
 
 
@@ -92,7 +96,7 @@ def inflate(
         tensor_2d = state_dict_2d[key]
         if tensor_2d.shape == tensor_3d.shape:
             inflated[key] = tensor_2d
-        elif _inflatable(tensor_2d.shape, tensor_3d.shape):
+        elif inflatable(tensor_2d.shape, tensor_3d.shape):
             inflated[key] = inflate_tensor(tensor_2d, tensor_3d.shape[2], mode)
         else:
             mismatched.append(f"{key}: 2D {tuple(tensor_2d.shape)} vs 3D {tuple(tensor_3d.shape)}")

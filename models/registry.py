@@ -7,16 +7,17 @@ from typing import Any
 
 from torch import nn
 
-from .attention import AttentionSpec
+from cbam3d.registry import AttentionSpec
+
 from .resnet import RESNET_DEPTHS
 from .video import mc3_18, r2plus1d, r2plus1d_18, r3d_18, resnet3d
 
 _FAMILIES: dict[str, Callable[..., nn.Module]] = {"resnet3d": resnet3d, "r2plus1d": r2plus1d}
 _TORCHVISION: dict[str, Callable[..., nn.Module]] = {"r3d_18": r3d_18, "mc3_18": mc3_18, "r2plus1d_18": r2plus1d_18}
 
-MODEL_NAMES: tuple[str, ...] = tuple(
-    f"{family}-{depth}" for family in _FAMILIES for depth in RESNET_DEPTHS
-) + tuple(_TORCHVISION)
+MODEL_NAMES: tuple[str, ...] = tuple(f"{family}-{depth}" for family in _FAMILIES for depth in RESNET_DEPTHS) + tuple(
+    _TORCHVISION
+)
 """Every name :func:`create_model` accepts: ``resnet3d-10`` .. ``resnet3d-200``, ``r2plus1d-10`` ..
 ``r2plus1d-200`` and torchvision's ``r3d_18``, ``mc3_18``, ``r2plus1d_18``."""
 
@@ -24,7 +25,7 @@ MODEL_NAMES: tuple[str, ...] = tuple(
 def create_model(
     name: str,
     num_classes: int = 400,
-    attention: AttentionSpec = None,
+    attention: AttentionSpec | None = None,
     attention_kwargs: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> nn.Module:

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
+from cbam3d.cbam import CBAM
 from cbam3d.layers import BATCH_NORM, CONV, INPUT_LAYOUT
 
-from .attention import AttentionPlan
+from .attention import NO_ATTENTION, AttentionPlan
 from .blocks import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, add_conv_norm_chain
 from .convs import ConvBuilder, NamedConvs, global_avg_pool, max_pool
-
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
@@ -77,7 +77,7 @@ class ResNet(nn.Module):
         conv_builders: Sequence[ConvBuilder],
         dims: int,
         num_classes: int,
-        attention: AttentionPlan = AttentionPlan("none"),
+        attention: AttentionPlan = NO_ATTENTION,
         use_max_pool: bool = True,
         shortcut_type: ShortcutType = "B",
         block_kwargs: Mapping[str, Any] | None = None,
@@ -102,7 +102,7 @@ class ResNet(nn.Module):
                         builder,
                         dims,
                         shortcut_type=shortcut_type,
-                        attention=attention.factory if attention.placement == "block" else None,
+                        attention=attention.builder if attention.placement == "block" else None,
                         **dict(block_kwargs or {}),
                     )
                 )
@@ -177,8 +177,6 @@ def init_weights(model: nn.Module, classifier: ClassifierInit = "normal") -> Non
 
 
 def _zero_cbam_spatial_norms(model: nn.Module) -> None:
-    from cbam3d import CBAM
-
     for module in model.modules():
         if isinstance(module, CBAM) and getattr(module, "spatial_gate", None) is not None:
             for norm in module.spatial_gate.modules():

@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from cbam3d.layers import BATCH_NORM
+from cbam3d.registry import AttentionBuilder, AttentionSpec
 
-from .attention import AttentionFactory, AttentionSpec, plan_attention
+from .attention import plan_attention
 from .blocks import ResidualBlock
 from .resnet import ResNet
 
@@ -79,8 +80,8 @@ def _last_branch_norm(block: nn.Module) -> nn.Module:
     return last
 
 
-def _build_like(factory: AttentionFactory, norm: nn.Module, identity_init: bool) -> nn.Module:
-    module = factory(norm.num_features, _NORM_DIMS[type(norm)])
+def _build_like(builder: AttentionBuilder, norm: nn.Module, identity_init: bool) -> nn.Module:
+    module = builder(norm.num_features, _NORM_DIMS[type(norm)])
     module = module.to(device=norm.weight.device, dtype=norm.weight.dtype)
     return IdentityInitAttention(module) if identity_init else module
 
@@ -139,13 +140,13 @@ def add_attention(
     if plan.placement == "none":
         raise ValueError("add_attention needs an attention: 'se', 'cbam', 'bam' or a callable")
     if plan.placement == "stage":
-        _add_stage_attention(model, plan.factory, identity_init)
+        _add_stage_attention(model, plan.builder, identity_init)
     else:
-        _add_block_attention(model, plan.factory, identity_init)
+        _add_block_attention(model, plan.builder, identity_init)
     return model
 
 
-def _add_block_attention(model: nn.Module, factory: AttentionFactory, identity_init: bool) -> None:
+def _add_block_attention(model: nn.Module, builder: AttentionBuilder, identity_init: bool) -> None:
     blocks = _residual_blocks(model)
     if not blocks:
         raise ValueError(
@@ -156,12 +157,12 @@ def _add_block_attention(model: nn.Module, factory: AttentionFactory, identity_i
         _check_free(block, "attention", f"block {name!r}")
     for _, block in blocks:
         norm = _last_branch_norm(block)
-        block.attention = _build_like(factory, norm, identity_init)
+        block.attention = _build_like(builder, norm, identity_init)
         if not isinstance(block, ResidualBlock):
             norm.register_forward_hook(_AttentionAfter(block, "attention"))
 
 
-def _add_stage_attention(model: nn.Module, factory: AttentionFactory, identity_init: bool) -> None:
+def _add_stage_attention(model: nn.Module, builder: AttentionBuilder, identity_init: bool) -> None:
     stages = _stages(model)
     for index in (1, 2, 3):
         _check_free(model, f"bam{index}", type(model).__name__)
@@ -170,6 +171,6 @@ def _add_stage_attention(model: nn.Module, factory: AttentionFactory, identity_i
         if not blocks:
             raise ValueError(f"stage {index} of {type(model).__name__} holds no residual blocks")
         norm = _last_branch_norm(blocks[-1][1])
-        setattr(model, f"bam{index}", _build_like(factory, norm, identity_init))
+        setattr(model, f"bam{index}", _build_like(builder, norm, identity_init))
         if not isinstance(model, ResNet):
             stage.register_forward_hook(_AttentionAfter(model, f"bam{index}"))

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .attention import AttentionSpec, plan_attention
+from cbam3d.registry import AttentionSpec
+
+from .attention import plan_attention
 from .blocks import BasicBlock, ShortcutType
 from .convs import ConvBuilder, NamedConvs, conv1x3x3, conv2plus1d, conv3x3x3, conv_nd, factorised_width
 from .resnet import STAGE_WIDTHS, ResNet, init_weights, stage_config
+
 
 def _stem_3d(n_input_channels: int, out_planes: int, t_size: int, t_stride: int) -> NamedConvs:
     return [("", conv_nd(3, n_input_channels, out_planes, (t_size, 7, 7), (t_stride, 2, 2), (t_size // 2, 3, 3)))]
@@ -33,7 +36,7 @@ def _family(
     depth: int,
     conv_builder: ConvBuilder,
     factorised_stem: bool,
-    attention: AttentionSpec,
+    attention: AttentionSpec | None,
     num_classes: int,
     attention_kwargs: Mapping[str, Any] | None,
     conv1_t_size: int,
@@ -71,7 +74,7 @@ def _family(
 
 def resnet3d(
     depth: int,
-    attention: AttentionSpec = None,
+    attention: AttentionSpec | None = None,
     num_classes: int = 400,
     attention_kwargs: Mapping[str, Any] | None = None,
     *,
@@ -107,7 +110,7 @@ def resnet3d(
 
 def r2plus1d(
     depth: int,
-    attention: AttentionSpec = None,
+    attention: AttentionSpec | None = None,
     num_classes: int = 400,
     attention_kwargs: Mapping[str, Any] | None = None,
     *,
@@ -137,14 +140,11 @@ TORCHVISION_STEM_MID_PLANES = 45
 def _torchvision_video(
     conv_builders: tuple[ConvBuilder, ...],
     factorised: bool,
-    attention: AttentionSpec,
+    attention: AttentionSpec | None,
     num_classes: int,
     attention_kwargs: Mapping[str, Any] | None,
 ) -> ResNet:
-    if factorised:
-        stem = _stem_2plus1d(3, 64, TORCHVISION_STEM_MID_PLANES, 3, 1)
-    else:
-        stem = _stem_3d(3, 64, 3, 1)
+    stem = _stem_2plus1d(3, 64, TORCHVISION_STEM_MID_PLANES, 3, 1) if factorised else _stem_3d(3, 64, 3, 1)
     model = ResNet(
         stem,
         BasicBlock,
@@ -162,7 +162,7 @@ def _torchvision_video(
 
 
 def r3d_18(
-    num_classes: int = 400, attention: AttentionSpec = None, attention_kwargs: Mapping[str, Any] | None = None
+    num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
     """torchvision's ``r3d_18`` (18-layer R3D, 3 x 3 x 3 convs), with optional attention.
 
@@ -174,14 +174,14 @@ def r3d_18(
 
 
 def mc3_18(
-    num_classes: int = 400, attention: AttentionSpec = None, attention_kwargs: Mapping[str, Any] | None = None
+    num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
     """torchvision's ``mc3_18``: 3 x 3 x 3 convs in stage 1, frame-wise 1 x 3 x 3 convs in stages 2-4."""
     return _torchvision_video((conv3x3x3,) + (conv1x3x3,) * 3, False, attention, num_classes, attention_kwargs)
 
 
 def r2plus1d_18(
-    num_classes: int = 400, attention: AttentionSpec = None, attention_kwargs: Mapping[str, Any] | None = None
+    num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
     """torchvision's ``r2plus1d_18``: (2+1)D convs with torchvision's mid widths (45-channel stem mid)."""
     return _torchvision_video((conv2plus1d,) * 4, True, attention, num_classes, attention_kwargs)

@@ -25,8 +25,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--amp", choices=sorted(AMP_DTYPES), help="run under autocast in this dtype")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads for CPU runs")
-    parser.add_argument("--shape", type=int, nargs=5, action="append", metavar=("N", "C", "T", "H", "W"),
-                        help="a block input shape (repeat for several); replaces the preset's")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=5,
+        action="append",
+        metavar=("N", "C", "T", "H", "W"),
+        help="a block input shape (repeat for several); replaces the preset's",
+    )
     parser.add_argument("--dims", type=int, nargs="+", choices=[1, 2, 3])
     parser.add_argument("--blocks", nargs="+", choices=list(BLOCKS))
     parser.add_argument("--models", nargs="*", help="networks for models.create_model; none to skip them")
@@ -47,9 +53,17 @@ def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     overrides = {
         "block_shapes": [tuple(s) for s in args.shape] if args.shape else None,
-        "dims": args.dims, "blocks": args.blocks, "models": args.models, "model_attention": args.model_attention,
-        "clip": tuple(args.clip) if args.clip else None, "repeats": args.repeats, "model_repeats": args.model_repeats,
-        "warmup": args.warmup, "kernel_size": args.kernel_size, "device": args.device, "amp": args.amp,
+        "dims": args.dims,
+        "blocks": args.blocks,
+        "models": args.models,
+        "model_attention": args.model_attention,
+        "clip": tuple(args.clip) if args.clip else None,
+        "repeats": args.repeats,
+        "model_repeats": args.model_repeats,
+        "warmup": args.warmup,
+        "kernel_size": args.kernel_size,
+        "device": args.device,
+        "amp": args.amp,
     }
     settings = dataclasses.replace(
         PRESETS["quick" if args.quick else "full"], **{k: v for k, v in overrides.items() if v is not None}

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models import MODEL_NAMES
-from models.complexity import ATTENTIONS, CLIP_SHAPE, markdown_table, measure_models, replace_between_markers
+from cbam3d.models import MODEL_NAMES
+from cbam3d.models.complexity import ATTENTIONS, CLIP_SHAPE, markdown_table, measure_models, replace_between_markers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

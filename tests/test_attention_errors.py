@@ -8,7 +8,9 @@ from cbam3d import BAM, CBAM, SE
 
 @pytest.mark.parametrize("module", [CBAM(16, dims=3), BAM(16, dims=3), SE(16, dims=3)], ids=["cbam", "bam", "se"])
 def test_input_with_the_wrong_number_of_dimensions(module):
-    with pytest.raises(ValueError, match=r"dims=3\) expects a 5-D input \(N, C, T, H, W\), got a 4-D tensor of shape \(2, 16, 8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"dims=3\) expects a 5-D input \(N, C, T, H, W\), got a 4-D tensor of shape \(2, 16, 8, 8\)"
+    ):
         module(torch.randn(2, 16, 8, 8))
 
 
@@ -37,7 +39,11 @@ def test_not_a_tensor():
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda: CBAM(16, pool_types=("avg", "median")), ValueError, r"unknown pool type 'median': expected one of \('avg', 'max', 'lp', 'lse'\)"),
+        (
+            lambda: CBAM(16, pool_types=("avg", "median")),
+            ValueError,
+            r"unknown pool type 'median': expected one of \('avg', 'max', 'lp', 'lse'\)",
+        ),
         (lambda: CBAM(16, pool_types=()), ValueError, "at least one"),
         (lambda: BAM(16, combine="mean"), ValueError, r"unknown combine 'mean': expected one of \('sum', 'product'\)"),
         (lambda: CBAM(16, dims=4), ValueError, "dims must be 1, 2 or 3"),

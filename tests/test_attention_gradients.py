@@ -9,7 +9,9 @@ SHAPES = {1: (2, 8, 5), 2: (2, 8, 4, 3), 3: (2, 8, 3, 3, 2)}
 MODULES = {
     "se": lambda dims: SE(8, dims=dims, reduction=4),
     "cbam": lambda dims: CBAM(8, dims=dims, reduction=4, kernel_size=3),
-    "cbam-all-pools": lambda dims: CBAM(8, dims=dims, reduction=4, kernel_size=3, pool_types=("avg", "max", "lp", "lse")),
+    "cbam-all-pools": lambda dims: CBAM(
+        8, dims=dims, reduction=4, kernel_size=3, pool_types=("avg", "max", "lp", "lse")
+    ),
     "cbam-parallel": lambda dims: CBAM(8, dims=dims, reduction=4, kernel_size=3, gate_order="parallel"),
     "bam-sum": lambda dims: BAM(8, dims=dims, reduction=4, dilation=1),
     "bam-product": lambda dims: BAM(8, dims=dims, reduction=4, dilation=1, combine="product"),

@@ -25,7 +25,9 @@ def test_state_dict_keys_are_the_same_in_every_dims(name):
 
 
 def test_only_conv_kernel_shapes_differ_between_dims():
-    shapes = {dims: {k: tuple(v.shape) for k, v in CBAM(32, dims=dims, kernel_size=7).state_dict().items()} for dims in (2, 3)}
+    shapes = {
+        dims: {k: tuple(v.shape) for k, v in CBAM(32, dims=dims, kernel_size=7).state_dict().items()} for dims in (2, 3)
+    }
     differing = {k for k in shapes[2] if shapes[2][k] != shapes[3][k]}
     assert differing == {"spatial_gate.conv.weight"}
     assert shapes[3]["spatial_gate.conv.weight"] == (1, 2, 7, 7, 7)
@@ -195,7 +197,7 @@ def test_create_attention_by_name_and_by_callable():
     assert create_attention("bam", 16, 2, combine="product").combine == "product"
     custom = create_attention(lambda channels, dims: nn.Identity(), 16, 3)
     assert isinstance(custom, nn.Identity)
-    with pytest.raises(ValueError, match="unknown attention 'eca'"):
-        create_attention("eca", 16, 3)
+    with pytest.raises(ValueError, match="unknown attention 'gcnet'"):
+        create_attention("gcnet", 16, 3)
     with pytest.raises(TypeError, match="must return an nn.Module"):
         create_attention(lambda channels, dims: 3, 16, 3)

@@ -94,7 +94,9 @@ def test_ucf101_lists_give_train_and_test_with_classind_order(tmp_path):
     val = discover_videos(tmp_path, "val")
     assert train.layout == "ucf101" and train.class_names == ["Biking", "ApplyLipstick"]
     assert [(r.path.name, r.label) for r in train.records] == [
-        ("Biking_00.mp4", 0), ("Biking_01.mp4", 0), ("ApplyLipstick_00.mp4", 1)
+        ("Biking_00.mp4", 0),
+        ("Biking_01.mp4", 0),
+        ("ApplyLipstick_00.mp4", 1),
     ]
     # the lower-case folder name in the test list is matched case-insensitively
     assert [(r.path.name, r.label) for r in val.records] == [("Biking_02.mp4", 0), ("ApplyLipstick_01.mp4", 1)]

@@ -52,8 +52,14 @@ def videos(tmp_path_factory):
     garbage.write_bytes(b"this is not a video" * 100)
     truncated = folder / "truncated.mp4"
     truncated.write_bytes(long_video.read_bytes()[: long_video.stat().st_size // 2])
-    return {"long": long_video, "short": short_video, "wide": wide, "garbage": garbage, "truncated": truncated,
-            "half": half_bright_video(folder / "half.mp4")}
+    return {
+        "long": long_video,
+        "short": short_video,
+        "wide": wide,
+        "garbage": garbage,
+        "truncated": truncated,
+        "half": half_bright_video(folder / "half.mp4"),
+    }
 
 
 def test_read_clip_returns_the_requested_frames_in_the_requested_order(videos):
@@ -99,7 +105,7 @@ def test_train_clip_frames_are_strided_and_random(videos):
     for _ in range(12):
         indices = dataset.clip_indices_for(0, 0)
         assert [b - a for a, b in zip(indices, indices[1:])] == [3, 3, 3]
-        assert 0 <= indices[0] and indices[-1] < 60
+        assert indices[0] >= 0 and indices[-1] < 60
         first_frames.add(indices[0])
     assert len(first_frames) > 3
 
@@ -114,8 +120,9 @@ def test_pixels_are_normalised_with_the_kinetics_mean_and_std(videos):
 
 def test_eval_items_are_clips_times_crops_per_video_with_evenly_spaced_clips(videos):
     records = [VideoRecord(videos["long"], 0), VideoRecord(videos["short"], 1)]
-    dataset = VideoClipDataset(records, frames=4, sampling_rate=2, size=16, mode="eval", clips_per_video=3,
-                               crops_per_clip=3)
+    dataset = VideoClipDataset(
+        records, frames=4, sampling_rate=2, size=16, mode="eval", clips_per_video=3, crops_per_clip=3
+    )
     assert len(dataset) == 2 * 3 * 3
     items = [dataset[i] for i in range(len(dataset))]
     assert [item["video_index"] for item in items] == [0] * 9 + [1] * 9
@@ -143,7 +150,7 @@ def test_a_time_window_restricts_clips_to_it(videos):
     dataset = VideoClipDataset([record], frames=4, sampling_rate=2, size=16)
     for _ in range(10):
         indices = dataset.clip_indices_for(0, 0)
-        assert 20 <= indices[0] and indices[-1] < 40
+        assert indices[0] >= 20 and indices[-1] < 40
 
 
 def left_is_brighter(video):

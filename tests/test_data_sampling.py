@@ -18,7 +18,7 @@ def test_train_clips_are_strided_and_stay_inside_the_video():
         indices = train_clip_indices(50, 8, 3, generator=generator)
         assert len(indices) == 8
         assert all(b - a == 3 for a, b in zip(indices, indices[1:]))
-        assert 0 <= indices[0] and indices[-1] < 50
+        assert indices[0] >= 0 and indices[-1] < 50
         starts.add(indices[0])
     # every start position 0..50-22 can occur, so 200 draws reach most of the 29
     assert len(starts) > 20 and min(starts) == 0 and max(starts) == 50 - clip_span(8, 3)
@@ -28,7 +28,7 @@ def test_train_clips_respect_a_time_window_offset():
     generator = torch.Generator().manual_seed(1)
     for _ in range(50):
         indices = train_clip_indices(20, 4, 2, offset=100, generator=generator)
-        assert 100 <= indices[0] and indices[-1] < 120
+        assert indices[0] >= 100 and indices[-1] < 120
 
 
 def test_eval_clips_are_deterministic_evenly_spaced_and_symmetric():

@@ -157,10 +157,18 @@ def frame_model_accuracy(train, test, *, inputs, steps, seed=0):
     positions = x_train.shape[1]
     x_train, y_train = x_train.flatten(0, 1), train_labels.repeat_interleave(positions)
     model = nn.Sequential(
-        nn.Conv2d(3, 16, 5, stride=2, padding=2), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, len(DEMO_CLASSES)),
+        nn.Conv2d(3, 16, 5, stride=2, padding=2),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, len(DEMO_CLASSES)),
     )
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
@@ -207,10 +215,11 @@ def check_single_frame_is_at_chance(root, steps, chance_bound, contrast_bound):
 def test_a_one_frame_model_is_at_chance_but_a_frame_difference_model_is_not(tmp_path, one_torch_thread):
     """Fast version: 8 x 16 training and 8 x 12 held-out videos, 300 steps per model.
 
-    Chance is 1/8; with 96 held-out videos its standard error is 0.034, so 0.25 is 3.7 of them above it.
+    Chance is 1/8; with 96 held-out videos its standard error is 0.034, so 0.25 is 3.7 of them above it
+    and 0.3 (the frame-difference model's bound) 5 of them.
     """
     root = ensure_demo_dataset(tmp_path / "demo", seed=3, train_per_class=16, test_per_class=12)
-    check_single_frame_is_at_chance(root, steps=300, chance_bound=0.25, contrast_bound=0.4)
+    check_single_frame_is_at_chance(root, steps=300, chance_bound=0.25, contrast_bound=0.3)
 
 
 @pytest.mark.slow

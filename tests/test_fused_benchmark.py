@@ -13,7 +13,7 @@ from cbam3d import BAM, CBAM, SE
 from cbam3d.benchmark import NaiveCBAM, block_shape, naive_like, saved_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import benchmark as benchmark_script  # noqa: E402
+import benchmark as benchmark_script
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -62,9 +62,32 @@ def test_block_shape_keeps_the_element_count_in_every_dims():
 
 
 def test_script_writes_the_markdown_table_and_json(tmp_path):
-    args = ["--quick", "--shape", "2", "16", "2", "6", "6", "--dims", "2", "3", "--blocks", "se", "cbam",
-            "--models", "--repeats", "2", "--warmup", "1", "--kernel-size", "3",
-            "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md")]
+    args = [
+        "--quick",
+        "--shape",
+        "2",
+        "16",
+        "2",
+        "6",
+        "6",
+        "--dims",
+        "2",
+        "3",
+        "--blocks",
+        "se",
+        "cbam",
+        "--models",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--kernel-size",
+        "3",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--markdown",
+        str(tmp_path / "b.md"),
+    ]
     table = benchmark_script.main(args)
     data = json.loads((tmp_path / "b.json").read_text())
     assert len(data["results"]) == 8  # 2 dims x 2 blocks x (naive, cbam3d)
@@ -81,7 +104,8 @@ def test_network_cases_put_cbam3d_cbam_below_the_hand_written_one_in_memory():
     the hand-written CBAM keeps more for backward than cbam3d's (it also keeps x * Mc)."""
     from cbam3d.benchmark import model_results
 
-    results = model_results("resnet3d-10", ["cbam"], (2, 3, 4, 32, 32), torch.device("cpu"), repeats=0, warmup=0,
-                            kernel_size=3)
+    results = model_results(
+        "resnet3d-10", ["cbam"], (2, 3, 4, 32, 32), torch.device("cpu"), repeats=0, warmup=0, kernel_size=3
+    )
     saved = {r.variant: r.ratios["vs_plain:saved"] for r in results}
     assert saved["plain"] == 1.0 < saved["cbam"] < saved["naive-cbam"]

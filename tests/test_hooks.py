@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from cbam3d import BAM, CBAM, SE, AttentionModule
+from cbam3d import BAM, CBAM, SE, AttentionModule, models
 from cbam3d.hooks import KINDS, AttentionMaps, capture_attention
 
 N, C, T, H, W = 2, 8, 4, 6, 7
@@ -73,9 +72,9 @@ def test_bam_gives_both_branches_and_the_combined_factor():
     }
     for kind in ("channel", "spatial"):  # sigmoid(Mc), sigmoid(Ms)
         branch = maps.of_kind(kind)[f"attention.{kind}_gate"]
-        assert 0 < branch.min() and branch.max() < 1
+        assert branch.min() > 0 and branch.max() < 1
     combined = maps["attention"]["combined"]
-    assert 1 < combined.min() and combined.max() < 2
+    assert combined.min() > 1 and combined.max() < 2
 
 
 def test_se_gives_channel_weights_only():
@@ -118,8 +117,9 @@ def test_captured_cbam_maps_are_the_factors_the_block_multiplies_by(mode):
     torch.testing.assert_close(output, expected)  # the block may fuse the products in another order
 
 
-@pytest.mark.parametrize("make", [lambda: BAM(C, dims=3, reduction=2, dilation=1), lambda: SE(C, dims=3, reduction=2)],
-                         ids=["bam", "se"])
+@pytest.mark.parametrize(
+    "make", [lambda: BAM(C, dims=3, reduction=2, dilation=1), lambda: SE(C, dims=3, reduction=2)], ids=["bam", "se"]
+)
 def test_captured_bam_and_se_factors_are_what_the_module_multiplies_by(make):
     model = _net(make()).eval()
     with capture_attention(model, ("combined", "channel")) as maps:
@@ -200,9 +200,8 @@ def test_hooks_are_removed_after_the_block_even_when_it_raises():
     maps.clear()
     model(x)
     assert not maps
-    with pytest.raises(RuntimeError, match="inside the block"):
-        with capture_attention(model) as failed:
-            raise RuntimeError("inside the block")
+    with pytest.raises(RuntimeError, match="inside the block"), capture_attention(model) as failed:
+        raise RuntimeError("inside the block")
     model(x)
     assert not failed
 

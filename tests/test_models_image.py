@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models
-from cbam3d import BAM, CBAM, SE, from_official
-from models.testing import randomize_
+from cbam3d import BAM, CBAM, SE, from_official, models
+from cbam3d.models.testing import randomize_
 
 
 class OfficialChannelGate(nn.Module):
@@ -96,7 +95,9 @@ class OfficialBAMSpatial(nn.Module):
         self.gate_s.add_module("gate_s_bn_reduce0", nn.BatchNorm2d(hidden))
         self.gate_s.add_module("gate_s_relu_reduce0", nn.ReLU())
         for i in range(2):
-            self.gate_s.add_module(f"gate_s_conv_di_{i}", nn.Conv2d(hidden, hidden, 3, padding=dilation, dilation=dilation))
+            self.gate_s.add_module(
+                f"gate_s_conv_di_{i}", nn.Conv2d(hidden, hidden, 3, padding=dilation, dilation=dilation)
+            )
             self.gate_s.add_module(f"gate_s_bn_di_{i}", nn.BatchNorm2d(hidden))
             self.gate_s.add_module(f"gate_s_relu_di_{i}", nn.ReLU())
         self.gate_s.add_module("gate_s_conv_final", nn.Conv2d(hidden, 1, 1))
@@ -151,7 +152,12 @@ class OfficialBlock(nn.Module):
         return F.relu(out + residual)
 
 
-OFFICIAL_LAYOUT = {18: (False, [2, 2, 2, 2]), 34: (False, [3, 4, 6, 3]), 50: (True, [3, 4, 6, 3]), 101: (True, [3, 4, 23, 3])}
+OFFICIAL_LAYOUT = {
+    18: (False, [2, 2, 2, 2]),
+    34: (False, [3, 4, 6, 3]),
+    50: (True, [3, 4, 6, 3]),
+    101: (True, [3, 4, 23, 3]),
+}
 
 
 class OfficialResNet(nn.Module):

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet18 as tv_resnet18
 
-import models
-from models.testing import randomize_
+from cbam3d import models
+from cbam3d.models.testing import randomize_
 
 
 def image(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -9,15 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models.complexity import PUBLISHED, markdown_table, measure, measure_models, replace_between_markers
+from cbam3d import models
+from cbam3d.models.complexity import PUBLISHED, markdown_table, measure, measure_models, replace_between_markers
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def test_model_names_cover_both_families_and_torchvision():
     depths = (10, 18, 34, 50, 101, 152, 200)
-    expected = [f"resnet3d-{d}" for d in depths] + [f"r2plus1d-{d}" for d in depths] + ["r3d_18", "mc3_18", "r2plus1d_18"]
+    expected = (
+        [f"resnet3d-{d}" for d in depths] + [f"r2plus1d-{d}" for d in depths] + ["r3d_18", "mc3_18", "r2plus1d_18"]
+    )
     assert list(models.MODEL_NAMES) == expected
 
 
@@ -61,7 +63,10 @@ def test_markdown_table_lists_every_model_and_attention_with_published_figures()
 
 def test_replace_between_markers_keeps_the_rest_of_the_file():
     text = "intro\n<!-- model-table:start -->\nold\n<!-- model-table:end -->\noutro\n"
-    assert replace_between_markers(text, "new") == "intro\n<!-- model-table:start -->\nnew\n<!-- model-table:end -->\noutro\n"
+    assert (
+        replace_between_markers(text, "new")
+        == "intro\n<!-- model-table:start -->\nnew\n<!-- model-table:end -->\noutro\n"
+    )
     with pytest.raises(ValueError, match="markers"):
         replace_between_markers("no markers", "new")
 

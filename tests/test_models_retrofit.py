@@ -10,9 +10,8 @@ from torch import nn
 from torchvision.models import resnet18 as tv_resnet18
 from torchvision.models import video as tv_video
 
-import models
-from cbam3d import BAM, CBAM
-from models.testing import randomize_
+from cbam3d import BAM, CBAM, models
+from cbam3d.models.testing import randomize_
 
 
 def clip(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -129,6 +128,6 @@ def test_retrofit_rejects_stacking_and_networks_without_residual_blocks():
     with pytest.raises(ValueError, match="no residual blocks"):
         models.add_attention(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), "cbam")
     with pytest.raises(ValueError, match="unknown attention"):
-        models.add_attention(tv_video.r3d_18(), "eca")
+        models.add_attention(tv_video.r3d_18(), "gcnet")
     with pytest.raises(ValueError, match="needs an attention"):
         models.add_attention(tv_video.r3d_18(), None)

@@ -8,11 +8,10 @@ from torch import nn
 from torchvision.models import resnet18 as tv_resnet18
 from torchvision.models import video as tv_video
 
-import models
-from cbam3d import BAM, CBAM, SE
-from models.blocks import Bottleneck, ZeroPadShortcut
-from models.convs import factorised_width
-from models.testing import randomize_
+from cbam3d import BAM, CBAM, SE, models
+from cbam3d.models.blocks import Bottleneck, ZeroPadShortcut
+from cbam3d.models.convs import factorised_width
+from cbam3d.models.testing import randomize_
 
 TV_NAMES = ("r3d_18", "mc3_18", "r2plus1d_18")
 
@@ -119,7 +118,9 @@ def test_any_clip_length_and_frame_size_work():
 
 
 def test_stem_options_change_the_stem_as_documented():
-    model = models.resnet3d(10, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True, widen_factor=0.5, n_input_channels=1)
+    model = models.resnet3d(
+        10, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True, widen_factor=0.5, n_input_channels=1
+    )
     assert model.conv1.kernel_size == (3, 7, 7) and model.conv1.stride == (2, 2, 2) and model.conv1.in_channels == 1
     assert model.maxpool is None
     assert model.fc.in_features == 256 and model.layer1[0].conv1.out_channels == 32
@@ -155,8 +156,8 @@ def test_unknown_depth_is_rejected(bad, error):
 
 
 def test_unknown_attention_is_rejected_listing_the_valid_names():
-    with pytest.raises(ValueError, match=r"'se', 'cbam', 'bam'"):
-        models.resnet3d(18, attention="eca")
+    with pytest.raises(ValueError, match=r"'bam', 'cbam', 'eca', 'se'"):
+        models.resnet3d(18, attention="gcnet")
     with pytest.raises(ValueError, match="attention is None"):
         models.r3d_18(attention_kwargs={"reduction": 8})
     with pytest.raises(TypeError, match="attention"):
@@ -173,7 +174,11 @@ def test_cbam_and_se_sit_in_every_block_and_bam_after_stages_1_to_3(builder):
             assert (model.bam1, model.bam2, model.bam3) == (None, None, None)
         model = builder(attention="bam")
         expansion = 4 if isinstance(model.layer1[0], Bottleneck) else 1
-        assert [getattr(model, f"bam{i}").channels for i in (1, 2, 3)] == [64 * expansion, 128 * expansion, 256 * expansion]
+        assert [getattr(model, f"bam{i}").channels for i in (1, 2, 3)] == [
+            64 * expansion,
+            128 * expansion,
+            256 * expansion,
+        ]
         assert isinstance(model.bam1, BAM) and all(b.attention is None for b in model.layer1)
 
 

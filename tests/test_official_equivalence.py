@@ -21,7 +21,10 @@ class ReferenceChannelGate(nn.Module):
         super().__init__()
         self.pool_types = pool_types
         self.mlp = nn.Sequential(
-            nn.Flatten(), nn.Linear(channels, channels // reduction), nn.ReLU(), nn.Linear(channels // reduction, channels)
+            nn.Flatten(),
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(),
+            nn.Linear(channels // reduction, channels),
         )
 
     def forward(self, x):
@@ -82,13 +85,17 @@ class ReferenceBAM(nn.Module):
         super().__init__()
         hidden = channels // reduction
         self.channel_att = nn.Module()
-        self.channel_att.gate_c = nn.Sequential(OrderedDict([
-            ("flatten", nn.Flatten()),
-            ("gate_c_fc_0", nn.Linear(channels, hidden)),
-            ("gate_c_bn_1", nn.BatchNorm1d(hidden)),
-            ("gate_c_relu_1", nn.ReLU()),
-            ("gate_c_fc_final", nn.Linear(hidden, channels)),
-        ]))
+        self.channel_att.gate_c = nn.Sequential(
+            OrderedDict(
+                [
+                    ("flatten", nn.Flatten()),
+                    ("gate_c_fc_0", nn.Linear(channels, hidden)),
+                    ("gate_c_bn_1", nn.BatchNorm1d(hidden)),
+                    ("gate_c_relu_1", nn.ReLU()),
+                    ("gate_c_fc_final", nn.Linear(hidden, channels)),
+                ]
+            )
+        )
         layers = [
             ("gate_s_conv_reduce0", nn.Conv2d(channels, hidden, 1)),
             ("gate_s_bn_reduce0", nn.BatchNorm2d(hidden)),
@@ -138,10 +145,15 @@ CBAM_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CBAM_CASES, ids=lambda c: "-".join(c["pool_types"]) + ("-nospatial" if c.get("no_spatial") else ""))
+@pytest.mark.parametrize(
+    "case", CBAM_CASES, ids=lambda c: "-".join(c["pool_types"]) + ("-nospatial" if c.get("no_spatial") else "")
+)
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_cbam_2d_matches_official_block_output_and_bn_statistics(case, train):
-    reference, ours = paired(ReferenceCBAM(64, 16, **case), CBAM(64, dims=2, pool_types=case["pool_types"], spatial=not case.get("no_spatial", False)))
+    reference, ours = paired(
+        ReferenceCBAM(64, 16, **case),
+        CBAM(64, dims=2, pool_types=case["pool_types"], spatial=not case.get("no_spatial", False)),
+    )
     reference.train(train), ours.train(train)
     x = torch.randn(4, 64, 9, 11)
     torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
@@ -206,7 +218,7 @@ def test_official_resnet_keys_rename_the_block_attribute_and_keep_the_rest():
         "fc.weight",
     ]
     without_bam = {k: v for k, v in converted.items() if not k.startswith("bam1.")}
-    assert list(to_official(without_bam)) == [k[len("module."):] for k in keys if ".bam1." not in k]
+    assert list(to_official(without_bam)) == [k[len("module.") :] for k in keys if ".bam1." not in k]
 
 
 def test_bam_round_trip_through_official_keys_is_exact():

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("lightning")
 
-from cbam3d.training.cli import (  # noqa: E402
+from cbam3d.training.cli import (
     evaluate_main,
     evaluate_parser,
     predict_main,
@@ -22,18 +22,42 @@ from cbam3d.training.cli import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED_TRAIN_FLAGS = (
-    "--data", "--model", "--attention", "--epochs", "--batch-size", "--lr", "--frames", "--size", "--devices",
-    "--num-workers", "--output", "--resume", "--pretrained", "--optimizer", "--weight-decay", "--warmup-epochs",
-    "--label-smoothing", "--accumulate", "--sampling-rate", "--sync-bn", "--num-nodes", "--seed", "--fold",
-    "--annotations", "--precision",
+    "--data",
+    "--model",
+    "--attention",
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--frames",
+    "--size",
+    "--devices",
+    "--num-workers",
+    "--output",
+    "--resume",
+    "--pretrained",
+    "--optimizer",
+    "--weight-decay",
+    "--warmup-epochs",
+    "--label-smoothing",
+    "--accumulate",
+    "--sampling-rate",
+    "--sync-bn",
+    "--num-nodes",
+    "--seed",
+    "--fold",
+    "--annotations",
+    "--precision",
 )
 
 
 @pytest.mark.parametrize("make_parser", [train_parser, evaluate_parser, predict_parser])
 def test_every_flag_of_every_script_has_help_text(make_parser):
     parser = make_parser()
-    undocumented = [action.option_strings or action.dest for action in parser._actions
-                    if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    undocumented = [
+        action.option_strings or action.dest
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
     assert undocumented == []
 
 
@@ -48,10 +72,11 @@ def test_train_help_says_what_happens_without_data():
 
 
 def test_the_scripts_run_as_programs():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--help"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
-    assert "--attention {none,se,cbam,bam}" in result.stdout
+    assert "--attention {none,bam,cbam,eca,se}" in result.stdout
 
 
 def _usage_error(main, argv, capsys) -> str:
@@ -63,13 +88,16 @@ def _usage_error(main, argv, capsys) -> str:
     return error.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--data", "/no/such/folder"], "--data /no/such/folder: no such directory"),
-    (["--model", "resnet3d-11"], "--model 'resnet3d-11' is not a known model"),
-    (["--epochs", "0"], "--epochs must be a positive integer"),
-    (["--attention", "eca"], "invalid choice: 'eca'"),
-    (["--model-option", "not a pair"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "/no/such/folder"], "--data /no/such/folder: no such directory"),
+        (["--model", "resnet3d-11"], "--model 'resnet3d-11' is not a known model"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--attention", "gcnet"], "invalid choice: 'gcnet'"),
+        (["--model-option", "not a pair"], "expected KEY=VALUE"),
+    ],
+)
 def test_train_rejects_bad_flags_with_one_line(argv, message, capsys):
     assert message in _usage_error(train_main, argv, capsys)
 
@@ -100,6 +128,7 @@ def test_predict_rejects_a_checkpoint_that_is_not_ours(tmp_path, capsys):
 
 
 def test_train_refuses_sync_bn_for_cpu_processes(tmp_path, capsys):
-    line = _usage_error(train_main, ["--data", str(tmp_path), "--accelerator", "cpu", "--devices", "2",
-                                     "--sync-bn"], capsys)
+    line = _usage_error(
+        train_main, ["--data", str(tmp_path), "--accelerator", "cpu", "--devices", "2", "--sync-bn"], capsys
+    )
     assert "--sync-bn needs GPUs" in line

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("lightning")
 pytest.importorskip("av")
 
-from test_training_run import TINY_RUN, make_tiny_dataset  # noqa: E402
+from test_training_run import TINY_RUN, make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,9 +49,25 @@ def test_two_cpu_processes_under_torchrun_split_the_videos_and_write_one_set_of_
     data = make_tiny_dataset(tmp_path / "data")
     (tmp_path / "driver.py").write_text(DRIVER)
     output = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(tmp_path / "driver.py"), str(tmp_path), "--data", str(data), "--output", str(output),
-               "--epochs", "1", "--accelerator", "cpu", *TINY_RUN]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(tmp_path / "driver.py"),
+        str(tmp_path),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--epochs",
+        "1",
+        "--accelerator",
+        "cpu",
+        *TINY_RUN,
+    ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

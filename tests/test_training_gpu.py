@@ -8,9 +8,10 @@ import torch
 L = pytest.importorskip("lightning")
 pytest.importorskip("av")
 
+from test_training_run import TINY_RUN, make_tiny_dataset  # noqa: E402
+
 from cbam3d.training import train  # noqa: E402
 from cbam3d.training.cli import config_from_args, train_parser  # noqa: E402
-from test_training_run import TINY_RUN, make_tiny_dataset  # noqa: E402
 
 
 @pytest.mark.gpu
@@ -26,8 +27,9 @@ def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_
             seen["cudnn_benchmark"] = torch.backends.cudnn.benchmark
 
     data = make_tiny_dataset(tmp_path / "data")
-    config = config_from_args(train_parser().parse_args(
-        ["--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *TINY_RUN]))
+    config = config_from_args(
+        train_parser().parse_args(["--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *TINY_RUN])
+    )
     config.callbacks = [Probe()]
     metrics = train(config)
     expected = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"

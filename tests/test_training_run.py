@@ -19,8 +19,10 @@ pytest.importorskip("av")
 
 from cbam3d.data import discover_videos  # noqa: E402
 from cbam3d.data.encoding import write_video  # noqa: E402
-from cbam3d.training import load_checkpoint  # noqa: E402
-from cbam3d.training import train  # noqa: E402
+from cbam3d.training import (  # noqa: E402
+    load_checkpoint,
+    train,
+)
 from cbam3d.training.cli import config_from_args, evaluate_main, predict_main, train_main, train_parser  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -34,7 +36,7 @@ def moving_square(direction: int, rng: np.random.Generator, frames: int = 8, siz
     x, y = rng.integers(0, size), rng.integers(4, size - 10)
     for t in range(frames):
         left = (x + 2 * direction * t) % (size - 6)
-        video[t, y:y + 6, left:left + 6] = 230
+        video[t, y : y + 6, left : left + 6] = 230
     return video
 
 
@@ -50,10 +52,38 @@ def make_tiny_dataset(root: Path) -> Path:
 
 
 TINY_RUN = [
-    "--model", "resnet3d-10", "--model-option", "widen_factor=0.125", "--model-option", "no_max_pool=True",
-    "--attention", "cbam", "--frames", "4", "--sampling-rate", "2", "--size", "32", "--batch-size", "4",
-    "--num-workers", "0", "--threads", "1", "--eval-clips", "2", "--eval-crops", "1", "--lr", "0.01",
-    "--optimizer", "adamw", "--warmup-epochs", "0.5", "--seed", "3",
+    "--model",
+    "resnet3d-10",
+    "--model-option",
+    "widen_factor=0.125",
+    "--model-option",
+    "no_max_pool=True",
+    "--attention",
+    "cbam",
+    "--frames",
+    "4",
+    "--sampling-rate",
+    "2",
+    "--size",
+    "32",
+    "--batch-size",
+    "4",
+    "--num-workers",
+    "0",
+    "--threads",
+    "1",
+    "--eval-clips",
+    "2",
+    "--eval-crops",
+    "1",
+    "--lr",
+    "0.01",
+    "--optimizer",
+    "adamw",
+    "--warmup-epochs",
+    "0.5",
+    "--seed",
+    "3",
 ]
 
 
@@ -90,8 +120,9 @@ def run(tmp_path_factory) -> dict:
     assert train_main(["--output", str(output), *resume, "--epochs", "2"]) == 0
 
     crashed = base / "crashed"
-    config = config_from_args(train_parser().parse_args(
-        ["--data", str(data), "--output", str(crashed), "--epochs", "2", *TINY_RUN]))
+    config = config_from_args(
+        train_parser().parse_args(["--data", str(data), "--output", str(crashed), "--epochs", "2", *TINY_RUN])
+    )
     config.callbacks = [CrashInSecondEpoch()]
     with pytest.raises(SimulatedCrash):
         train(config)
@@ -99,8 +130,15 @@ def run(tmp_path_factory) -> dict:
 
     straight = base / "straight"
     assert train_main(["--data", str(data), "--output", str(straight), "--epochs", "2", *TINY_RUN]) == 0
-    return {"data": data, "output": output, "first": first, "first_last": first_last,
-            "second": read_json(output / "metrics.json"), "crashed": crashed, "straight": straight}
+    return {
+        "data": data,
+        "output": output,
+        "first": first,
+        "first_last": first_last,
+        "second": read_json(output / "metrics.json"),
+        "crashed": crashed,
+        "straight": straight,
+    }
 
 
 def test_metrics_json_holds_the_required_fields_with_sane_values(run):
@@ -157,8 +195,12 @@ def test_checkpoint_rebuilds_the_trained_model_with_everything_inference_needs(r
     model, info = load_checkpoint(run["second"]["best_checkpoint"])
     assert not model.training
     assert info["class_names"] == list(CLASSES)
-    assert info["model"] == {"name": "resnet3d-10", "attention": "cbam", "attention_kwargs": {},
-                             "options": {"widen_factor": 0.125, "no_max_pool": True}}
+    assert info["model"] == {
+        "name": "resnet3d-10",
+        "attention": "cbam",
+        "attention_kwargs": {},
+        "options": {"widen_factor": 0.125, "no_max_pool": True},
+    }
     assert info["clip"]["frames"] == 4 and info["clip"]["sampling_rate"] == 2 and info["clip"]["size"] == 32
     assert len(info["clip"]["mean"]) == 3 and len(info["clip"]["std"]) == 3
     with torch.inference_mode():
@@ -172,8 +214,9 @@ def test_no_temporary_files_are_left_next_to_the_checkpoints(run):
 
 def test_evaluate_prints_the_report_and_writes_the_confusion_png_and_json(run, tmp_path, capsys):
     checkpoint = run["output"] / "checkpoints" / "last.ckpt"
-    assert evaluate_main(["--checkpoint", str(checkpoint), "--clips", "2", "--crops", "3",
-                          "--output", str(tmp_path)]) == 0
+    assert (
+        evaluate_main(["--checkpoint", str(checkpoint), "--clips", "2", "--crops", "3", "--output", str(tmp_path)]) == 0
+    )
     printed = capsys.readouterr().out
     assert "video top-1" in printed and "per-class accuracy" in printed and "confusion matrix" in printed
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:8] == PNG_SIGNATURE

@@ -11,7 +11,7 @@ from torch import nn
 
 pytest.importorskip("lightning")
 
-from cbam3d.training import (  # noqa: E402
+from cbam3d.training import (
     AtomicCheckpointIO,
     ClipSpec,
     ModelSpec,
@@ -23,11 +23,11 @@ from cbam3d.training import (  # noqa: E402
     video_scores,
     warmup_cosine,
 )
-from cbam3d.training.atomic import atomic_torch_save, atomic_write  # noqa: E402
-from cbam3d.training.checkpoint import build_model, make_info  # noqa: E402
-from cbam3d.training.config import resolve_config  # noqa: E402
-from cbam3d.training.module import VideoClassifier, topk_correct  # noqa: E402
-from cbam3d.training.seeding import EpochSeededSampler, SeededItems  # noqa: E402
+from cbam3d.training.atomic import atomic_torch_save, atomic_write
+from cbam3d.training.checkpoint import build_model, make_info
+from cbam3d.training.config import resolve_config
+from cbam3d.training.module import VideoClassifier, topk_correct
+from cbam3d.training.seeding import EpochSeededSampler, SeededItems
 
 TINY = ModelSpec("resnet3d-10", "cbam", {}, {"widen_factor": 0.125, "no_max_pool": True})
 CLIP = ClipSpec(4, 2, 32, (0.43, 0.39, 0.38), (0.23, 0.22, 0.22), eval_resize=36)
@@ -47,8 +47,14 @@ def test_schedule_without_warmup_starts_at_the_peak():
     assert warmup_cosine(0, warmup_steps=0, total_steps=10) == 1.0
 
 
-@pytest.mark.parametrize("kwargs", [dict(warmup_steps=0, total_steps=0), dict(warmup_steps=-1, total_steps=5),
-                                    dict(warmup_steps=0, total_steps=5, final_ratio=1.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(warmup_steps=0, total_steps=0),
+        dict(warmup_steps=-1, total_steps=5),
+        dict(warmup_steps=0, total_steps=5, final_ratio=1.5),
+    ],
+)
 def test_schedule_rejects_impossible_settings(kwargs):
     with pytest.raises(ValueError):
         warmup_cosine(0, **kwargs)
@@ -148,8 +154,7 @@ class ClipsOfVideos(torch.utils.data.Dataset):
         if index == 4:
             return None
         video, clip = divmod(index, self.clips)
-        return {"video": torch.full((1, 1, 1, 1), float(video * 10 + clip)), "label": video % 2,
-                "video_index": video}
+        return {"video": torch.full((1, 1, 1, 1), float(video * 10 + clip)), "label": video % 2, "video_index": video}
 
 
 class ValueAsLogits(nn.Module):
@@ -183,8 +188,7 @@ class RandomDraw(torch.utils.data.Dataset):
 
 def _epoch(workers: int, epoch: int, seed: int = 5) -> torch.Tensor:
     sampler = EpochSeededSampler(12, seed=seed, epoch=lambda: epoch)
-    loader = torch.utils.data.DataLoader(SeededItems(RandomDraw()), batch_size=4, sampler=sampler,
-                                         num_workers=workers)
+    loader = torch.utils.data.DataLoader(SeededItems(RandomDraw()), batch_size=4, sampler=sampler, num_workers=workers)
     return torch.cat(list(loader))
 
 
@@ -218,12 +222,20 @@ def test_a_resumed_run_keeps_its_own_settings_unless_given_again(tmp_path):
     assert resumed.data == tmp_path and resumed.size == 64 and resumed.epochs == 9
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(epochs=0), "--epochs"), (dict(batch_size=-2), "--batch-size"), (dict(lr=0.0), "--lr"),
-    (dict(label_smoothing=1.0), "--label-smoothing"), (dict(attention="eca"), "--attention"),
-    (dict(model="resnet3d-11"), "resnet3d-18"), (dict(data=Path("/no/such/folder")), "no such directory"),
-    (dict(pretrained=Path("/no/such.pth")), "--pretrained"), (dict(optimizer="lamb"), "--optimizer"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(epochs=0), "--epochs"),
+        (dict(batch_size=-2), "--batch-size"),
+        (dict(lr=0.0), "--lr"),
+        (dict(label_smoothing=1.0), "--label-smoothing"),
+        (dict(attention="gcnet"), "--attention"),
+        (dict(model="resnet3d-11"), "resnet3d-18"),
+        (dict(data=Path("/no/such/folder")), "no such directory"),
+        (dict(pretrained=Path("/no/such.pth")), "--pretrained"),
+        (dict(optimizer="lamb"), "--optimizer"),
+    ],
+)
 def test_bad_settings_raise_a_usage_error_naming_the_setting(change, message):
     with pytest.raises(UsageError, match=message):
         resolve_config(TrainConfig(**change))
@@ -282,12 +294,13 @@ def test_torchvision_video_weights_load_with_only_attention_new():
     assert report.source == "torchvision video ResNet" and report.head_reinitialised
     assert report.missing and all(".attention." in key for key in report.missing)
     assert not report.unexpected
-    torch.testing.assert_close(target.conv1.weight if hasattr(target, "conv1") else target.stem[0].weight,
-                               reference.stem[0].weight)
+    torch.testing.assert_close(
+        target.conv1.weight if hasattr(target, "conv1") else target.stem[0].weight, reference.stem[0].weight
+    )
 
 
 def test_2d_weights_are_inflated_into_the_3d_network(tmp_path):
-    import models
+    from cbam3d import models
 
     source = models.resnet2d(18, num_classes=10)
     torch.save(source.state_dict(), tmp_path / "resnet18_2d.pth")
@@ -313,9 +326,11 @@ def test_import_cbam3d_leaves_training_out_and_inference_needs_no_lightning():
     import subprocess
     import sys
 
-    code = ("import sys, cbam3d; assert 'cbam3d.training' not in sys.modules; "
-            "from cbam3d.training import load_checkpoint, predict_files, evaluate_checkpoint; "
-            "assert 'lightning' not in sys.modules, 'lightning imported'")
+    code = (
+        "import sys, cbam3d; assert 'cbam3d.training' not in sys.modules; "
+        "from cbam3d.training import load_checkpoint, predict_files, evaluate_checkpoint; "
+        "assert 'lightning' not in sys.modules, 'lightning imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 

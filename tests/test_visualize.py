@@ -16,13 +16,21 @@ import torch
 from PIL import Image
 from torch import nn
 
-import models
-from cbam3d import BAM, CBAM, SE
+from cbam3d import BAM, CBAM, SE, models
 from cbam3d.data import eval_clip_indices, write_video
 from cbam3d.hooks import capture_attention
 from cbam3d.training.checkpoint import ClipSpec, ModelSpec, make_info
-from cbam3d.viz import (attention_layers, clip_indices, heat_overlay, read_visual_clip, site_label, upsample_spatial,
-                        upsample_temporal, visualize_video, write_animation)
+from cbam3d.viz import (
+    attention_layers,
+    clip_indices,
+    heat_overlay,
+    read_visual_clip,
+    site_label,
+    upsample_spatial,
+    upsample_temporal,
+    visualize_video,
+    write_animation,
+)
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "visualize.py"
 CLASSES = ["left", "right", "still"]
@@ -33,7 +41,7 @@ def _moving_square(num_frames: int, height: int, width: int) -> np.ndarray:
     frames = np.zeros((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
         left = 2 + 3 * t % (width - 12)
-        frames[t, height // 3: height // 3 + 10, left: left + 10] = (255, 200, 50)
+        frames[t, height // 3 : height // 3 + 10, left : left + 10] = (255, 200, 50)
     return frames
 
 
@@ -51,15 +59,17 @@ def short_portrait_video(tmp_path_factory) -> Path:
 
 def _tiny_network(num_classes: int = len(CLASSES)) -> nn.Module:
     torch.manual_seed(0)
-    model = nn.Sequential(OrderedDict(
-        stem=nn.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1),
-        joint=CBAM(8, dims=3, reduction=2),
-        down=nn.Conv3d(8, 8, 3, stride=2, padding=1),
-        factorized=CBAM(8, dims=3, reduction=2, spatial_mode="factorized"),
-        pool=nn.AdaptiveAvgPool3d(1),
-        flatten=nn.Flatten(),
-        fc=nn.Linear(8, num_classes),
-    ))
+    model = nn.Sequential(
+        OrderedDict(
+            stem=nn.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1),
+            joint=CBAM(8, dims=3, reduction=2),
+            down=nn.Conv3d(8, 8, 3, stride=2, padding=1),
+            factorized=CBAM(8, dims=3, reduction=2, spatial_mode="factorized"),
+            pool=nn.AdaptiveAvgPool3d(1),
+            flatten=nn.Flatten(),
+            fc=nn.Linear(8, num_classes),
+        )
+    )
     for module in model.modules():  # non-trivial BN weights, so the maps are not constant
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.weight.data.uniform_(0.5, 2.0)
@@ -91,20 +101,23 @@ def test_the_centre_clip_is_exactly_the_input_evaluation_scores(landscape_video)
     """With ``mode="centre"`` and the checkpoint's ``eval_resize``, the network sees what evaluate.py feeds it."""
     from cbam3d.data import VideoClipDataset, VideoRecord
 
-    evaluated = VideoClipDataset([VideoRecord(landscape_video, 0)], frames=4, sampling_rate=2, size=16, mode="eval",
-                                 eval_resize=20)[0]["video"]
+    evaluated = VideoClipDataset(
+        [VideoRecord(landscape_video, 0)], frames=4, sampling_rate=2, size=16, mode="eval", eval_resize=20
+    )[0]["video"]
     clip = read_visual_clip(landscape_video, frames=4, size=16, sampling_rate=2, mode="centre", eval_resize=20)
     torch.testing.assert_close(clip.input[0], evaluated)
 
 
 def test_each_attention_site_gives_one_spatio_temporal_map_and_one_temporal_profile():
-    model = nn.Sequential(OrderedDict(
-        stem=nn.Conv3d(3, 8, 3, padding=1),
-        joint=CBAM(8, dims=3, reduction=2),
-        factorized=CBAM(8, dims=3, reduction=2, spatial_mode="factorized"),
-        parallel=CBAM(8, dims=3, reduction=2, spatial_mode="factorized", gate_order="parallel"),
-        bam=BAM(8, dims=3, reduction=2, dilation=1),
-    ))
+    model = nn.Sequential(
+        OrderedDict(
+            stem=nn.Conv3d(3, 8, 3, padding=1),
+            joint=CBAM(8, dims=3, reduction=2),
+            factorized=CBAM(8, dims=3, reduction=2, spatial_mode="factorized"),
+            parallel=CBAM(8, dims=3, reduction=2, spatial_mode="factorized", gate_order="parallel"),
+            bam=BAM(8, dims=3, reduction=2, dilation=1),
+        )
+    )
     with torch.no_grad(), capture_attention(model, ("spatial", "temporal")) as maps:
         model(torch.randn(2, 3, 4, 6, 5))
     layers = {layer.label: layer for layer in attention_layers(maps, sample=1)}
@@ -173,8 +186,9 @@ def _open_png(path: Path) -> tuple[int, int]:
 
 def test_visualize_video_writes_a_gif_grid_temporal_plot_and_summary(landscape_video, tmp_path):
     model = _tiny_network().train()
-    result = visualize_video(model, landscape_video, tmp_path / "out", CLIP, class_names=CLASSES, top_k=2,
-                             display_size=48)
+    result = visualize_video(
+        model, landscape_video, tmp_path / "out", CLIP, class_names=CLASSES, top_k=2, display_size=48
+    )
     assert model.training, "the model's mode is restored"
     assert result.layers == ["joint", "factorized"]
     assert len(result.frame_indices) == CLIP.frames
@@ -197,8 +211,13 @@ def test_visualize_video_writes_a_gif_grid_temporal_plot_and_summary(landscape_v
 
 
 def test_a_network_with_channel_attention_only_has_nothing_to_draw(landscape_video, tmp_path):
-    model = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1), SE(8, dims=3, reduction=2), nn.AdaptiveAvgPool3d(1),
-                          nn.Flatten(), nn.Linear(8, 2))
+    model = nn.Sequential(
+        nn.Conv3d(3, 8, 3, padding=1),
+        SE(8, dims=3, reduction=2),
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    )
     with pytest.raises(ValueError, match="no spatial attention map to draw"):
         visualize_video(model, landscape_video, tmp_path, CLIP)
 
@@ -215,8 +234,13 @@ def checkpoint(tmp_path_factory) -> Path:
     """A checkpoint as scripts/train.py writes it, of a small resnet3d-10 with CBAM."""
     spec = ModelSpec("resnet3d-10", "cbam", {"reduction": 4}, {"widen_factor": 0.125})
     torch.manual_seed(0)
-    model = models.create_model(spec.name, num_classes=len(CLASSES), attention=spec.attention,
-                                attention_kwargs=spec.attention_kwargs, **spec.options)
+    model = models.create_model(
+        spec.name,
+        num_classes=len(CLASSES),
+        attention=spec.attention,
+        attention_kwargs=spec.attention_kwargs,
+        **spec.options,
+    )
     state = {f"model.{key}": value for key, value in model.state_dict().items()}
     path = tmp_path_factory.mktemp("run") / "last.ckpt"
     torch.save({"state_dict": state, "cbam3d": make_info(CLASSES, spec, CLIP, {}, [])}, path)
@@ -225,13 +249,28 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def test_script_writes_an_mp4_and_pngs_from_a_training_checkpoint(checkpoint, landscape_video, tmp_path, capsys):
     script = _load_script()
-    status = script.main([str(landscape_video), "--checkpoint", str(checkpoint), "--output", str(tmp_path),
-                          "--format", "mp4", "--display-size", "48", "--device", "cpu", "--clip", "centre"])
+    status = script.main(
+        [
+            str(landscape_video),
+            "--checkpoint",
+            str(checkpoint),
+            "--output",
+            str(tmp_path),
+            "--format",
+            "mp4",
+            "--display-size",
+            "48",
+            "--device",
+            "cpu",
+            "--clip",
+            "centre",
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0
     assert "layers: layer1.0, layer2.0, layer3.0, layer4.0" in printed
     with av.open(str(tmp_path / "square_attention.mp4")) as container:
-        frames = [frame for frame in container.decode(video=0)]
+        frames = list(container.decode(video=0))
     assert len(frames) == CLIP.frames
     assert frames[0].width >= 5 * 48 and frames[0].height >= 48  # input + 4 layers in a row
     for name in ("square_grid.png", "square_temporal.png"):
@@ -241,23 +280,31 @@ def test_script_writes_an_mp4_and_pngs_from_a_training_checkpoint(checkpoint, la
 
 
 def test_script_reports_a_missing_checkpoint_as_a_usage_error(landscape_video, tmp_path, capsys):
-    status = _load_script().main([str(landscape_video), "--checkpoint", str(tmp_path / "none.ckpt"),
-                                  "--output", str(tmp_path)])
+    status = _load_script().main(
+        [str(landscape_video), "--checkpoint", str(tmp_path / "none.ckpt"), "--output", str(tmp_path)]
+    )
     assert status == 2
     assert "none.ckpt" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
 def test_import_cbam3d_imports_neither_the_viz_package_nor_matplotlib():
-    code = ("import sys, cbam3d, cbam3d.hooks; "
-            "print([m for m in ('cbam3d.viz', 'matplotlib', 'av') if m in sys.modules])")
+    code = (
+        "import sys, cbam3d, cbam3d.hooks; print([m for m in ('cbam3d.viz', 'matplotlib', 'av') if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("option, message", [({"cmap": "no-such-map"}, "unknown colour map 'no-such-map'"),
-                                             ({"alpha": 1.5}, "alpha must be in"), ({"fps": 0}, "fps must be > 0"),
-                                             ({"animation_format": "avi"}, "unknown animation format 'avi'")])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"cmap": "no-such-map"}, "unknown colour map 'no-such-map'"),
+        ({"alpha": 1.5}, "alpha must be in"),
+        ({"fps": 0}, "fps must be > 0"),
+        ({"animation_format": "avi"}, "unknown animation format 'avi'"),
+    ],
+)
 def test_bad_drawing_options_are_refused_before_any_work(option, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         visualize_video(_tiny_network(), tmp_path / "not-read.mp4", tmp_path, CLIP, **option)

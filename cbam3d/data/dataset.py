@@ -81,8 +81,13 @@ class VideoClipDataset(Dataset):
             raise ValueError("records is empty: no videos to load")
         if not all(isinstance(record, VideoRecord) for record in records):
             raise TypeError("records must be VideoRecord instances (see discover_videos)")
-        for name, value in {"frames": frames, "sampling_rate": sampling_rate, "size": size,
-                            "clips_per_video": clips_per_video, "crops_per_clip": crops_per_clip}.items():
+        for name, value in {
+            "frames": frames,
+            "sampling_rate": sampling_rate,
+            "size": size,
+            "clips_per_video": clips_per_video,
+            "crops_per_clip": crops_per_clip,
+        }.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if mode not in _MODES:

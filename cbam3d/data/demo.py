@@ -228,8 +228,10 @@ def _existing_matches(folder: Path, expected: dict) -> bool:
         raise ValueError(f"cannot read {info_file} ({error}); delete {folder} to regenerate it") from error
     if info != expected:
         differing = sorted(k for k in expected if info.get(k) != expected[k])
-        raise ValueError(f"{folder} holds a demo data set made with other settings ({differing} differ); "
-                         f"delete it or choose another folder")
+        raise ValueError(
+            f"{folder} holds a demo data set made with other settings ({differing} differ); "
+            f"delete it or choose another folder"
+        )
     return True
 
 

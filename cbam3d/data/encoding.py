@@ -14,7 +14,7 @@ def _pick_h264_encoder() -> str:
     for name in ("libx264", "h264", "libopenh264"):
         try:
             av.codec.Codec(name, "w")
-        except Exception:  # noqa: BLE001 - PyAV raises several types for a missing encoder
+        except Exception:
             continue
         return name
     raise RuntimeError("this PyAV build has no H.264 encoder (libx264 / openh264); install the 'av' wheel from PyPI")

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-__all__ = ["clip_span", "train_clip_indices", "eval_clip_indices"]
+__all__ = ["clip_span", "eval_clip_indices", "train_clip_indices"]
 
 
 def _check_positive(**values: int) -> None:

@@ -23,7 +23,7 @@ from .dataset import VideoClipDataset
 from .encoding import write_video
 from .records import VideoRecord
 
-__all__ = ["make_benchmark_video", "measure_throughput", "main"]
+__all__ = ["main", "make_benchmark_video", "measure_throughput"]
 
 
 def make_benchmark_video(
@@ -65,8 +65,13 @@ def measure_throughput(
     """
     clips_per_video = 1 if mode == "train" else clips
     dataset = VideoClipDataset(
-        [VideoRecord(Path(path), 0)], frames=frames, sampling_rate=sampling_rate, size=size, mode=mode,
-        clips_per_video=clips_per_video, decode_threads=decode_threads,
+        [VideoRecord(Path(path), 0)],
+        frames=frames,
+        sampling_rate=sampling_rate,
+        size=size,
+        mode=mode,
+        clips_per_video=clips_per_video,
+        decode_threads=decode_threads,
     )
     dataset[0]
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -75,8 +80,12 @@ def measure_throughput(
         if item is None or item["video"].shape != (3, frames, size, size):
             raise RuntimeError(f"could not load clips of {path}")
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
-    return {"clips_per_s": clips / seconds, "ms_per_clip": 1000 * seconds / clips,
-            "clips_per_cpu_s": clips / cpu_seconds, "cpu_ms_per_clip": 1000 * cpu_seconds / clips}
+    return {
+        "clips_per_s": clips / seconds,
+        "ms_per_clip": 1000 * seconds / clips,
+        "clips_per_cpu_s": clips / cpu_seconds,
+        "cpu_ms_per_clip": 1000 * cpu_seconds / clips,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -93,18 +102,30 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as folder:
         video = args.video or make_benchmark_video(Path(folder) / "benchmark.mp4")
         results = {
-            mode: measure_throughput(video, mode=mode, frames=args.frames, sampling_rate=args.sampling_rate,
-                                     size=args.size, clips=args.clips, decode_threads=args.decode_threads)
+            mode: measure_throughput(
+                video,
+                mode=mode,
+                frames=args.frames,
+                sampling_rate=args.sampling_rate,
+                size=args.size,
+                clips=args.clips,
+                decode_threads=args.decode_threads,
+            )
             for mode in ("train", "eval")
         }
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"{args.frames}x{args.size}x{args.size} clips, sampling rate {args.sampling_rate}, one process, "
-              f"1 torch thread, {args.decode_threads} decoding thread(s):")
+        print(
+            f"{args.frames}x{args.size}x{args.size} clips, sampling rate {args.sampling_rate}, one process, "
+            f"1 torch thread, {args.decode_threads} decoding thread(s):"
+        )
         for mode, result in results.items():
-            print(f"  {mode:5s}: {result['clips_per_s']:6.1f} clips/s wall clock ({result['ms_per_clip']:.1f} ms per clip), "
-                  f"{result['clips_per_cpu_s']:6.1f} clips per CPU second ({result['cpu_ms_per_clip']:.1f} ms)")
+            print(
+                f"  {mode:5s}: {result['clips_per_s']:6.1f} clips/s wall clock "
+                f"({result['ms_per_clip']:.1f} ms per clip), "
+                f"{result['clips_per_cpu_s']:6.1f} clips per CPU second ({result['cpu_ms_per_clip']:.1f} ms)"
+            )
     return results
 
 

@@ -17,8 +17,8 @@ __all__ = [
     "KINETICS_STD",
     "ShortSideCrop",
     "ToNormalizedCTHW",
-    "train_transform",
     "eval_transform",
+    "train_transform",
 ]
 
 #: Per-channel (RGB) mean and std of Kinetics-400 frames scaled to [0, 1], as used by torchvision's video models.

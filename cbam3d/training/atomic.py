@@ -11,12 +11,13 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_torch_save", "atomic_write_json"]
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:

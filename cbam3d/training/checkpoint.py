@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cbam3d.models import create_model
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "ClipSpec",
@@ -69,9 +71,7 @@ class ClipSpec:
 
 def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
     """A freshly initialised network: ``models.create_model(spec.name, num_classes, ...)``."""
-    import models
-
-    return models.create_model(
+    return create_model(
         spec.name,
         num_classes=num_classes,
         attention=spec.attention,
@@ -80,8 +80,9 @@ def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
     )
 
 
-def make_info(class_names: list[str], model: ModelSpec, clip: ClipSpec, config: dict[str, Any],
-              history: list[dict[str, float]]) -> dict[str, Any]:
+def make_info(
+    class_names: list[str], model: ModelSpec, clip: ClipSpec, config: dict[str, Any], history: list[dict[str, float]]
+) -> dict[str, Any]:
     """The info dict stored under ``checkpoint["cbam3d"]`` (see the module docstring)."""
     clip_dict = asdict(clip)
     clip_dict["mean"], clip_dict["std"] = list(clip.mean), list(clip.std)
@@ -126,7 +127,7 @@ def read_checkpoint_info(checkpoint: dict[str, Any], path: str | os.PathLike = "
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's weights in a training checkpoint, without the LightningModule's ``model.`` prefix."""
     state = checkpoint.get("state_dict", checkpoint)
-    return {key[len(MODEL_PREFIX):]: value for key, value in state.items() if key.startswith(MODEL_PREFIX)}
+    return {key[len(MODEL_PREFIX) :]: value for key, value in state.items() if key.startswith(MODEL_PREFIX)}
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:

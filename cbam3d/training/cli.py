@@ -6,11 +6,20 @@ import argparse
 import ast
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from .config import (ACCELERATORS, ATTENTION_CHOICES, DEMO_DEFAULTS, GENERAL_DEFAULTS, OPTIMIZERS, PRECISIONS,
-                     TrainConfig, UsageError)
+from .config import (
+    ACCELERATORS,
+    DEMO_DEFAULTS,
+    GENERAL_DEFAULTS,
+    OPTIMIZERS,
+    PRECISIONS,
+    TrainConfig,
+    UsageError,
+    attention_choices,
+)
 
 __all__ = ["evaluate_main", "evaluate_parser", "predict_main", "predict_parser", "train_main", "train_parser"]
 
@@ -41,121 +50,240 @@ def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py",
         description="Train a video classifier with attention (CBAM, BAM, SE) on real video files or, with no "
-                    "--data, on the built-in demo set (generated on first use, no download; demo defaults "
-                    "give a small network that trains on a CPU in a few minutes). Writes checkpoints (every "
-                    "epoch, atomically), TensorBoard and CSV logs, curves.png and metrics.json under --output.",
+        "--data, on the built-in demo set (generated on first use, no download; demo defaults "
+        "give a small network that trains on a CPU in a few minutes). Writes checkpoints (every "
+        "epoch, atomically), TensorBoard and CSV logs, curves.png and metrics.json under --output.",
         epilog="Several GPUs: --devices N (Lightning launches the processes), or torchrun --nproc_per_node N "
-               "scripts/train.py ... (devices and nodes are then read from torchrun). Several nodes: add "
-               "--num-nodes M (or torchrun --nnodes M). Every setting left out of a --resume is taken from the "
-               "run being resumed.",
+        "scripts/train.py ... (devices and nodes are then read from torchrun). Several nodes: add "
+        "--num-nodes M (or torchrun --nnodes M). Every setting left out of a --resume is taken from the "
+        "run being resumed.",
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, metavar="DIR",
-                      help="data set folder: a folder per class (UCF101 / HMDB51, with their split lists when "
-                           "present) or videos listed by --annotations (Kinetics); default: the built-in demo set")
-    data.add_argument("--demo-videos", type=int, metavar="N",
-                      help="without --data: training videos per class of the generated demo set (8 classes; "
-                           f"its test list has the generator's default size); {_default('demo_videos')}")
-    data.add_argument("--annotations", type=Path, metavar="CSV",
-                      help="Kinetics-style annotation CSV (path,label or youtube_id,time_start,time_end,label)")
+    data.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="data set folder: a folder per class (UCF101 / HMDB51, with their split lists when "
+        "present) or videos listed by --annotations (Kinetics); default: the built-in demo set",
+    )
+    data.add_argument(
+        "--demo-videos",
+        type=int,
+        metavar="N",
+        help="without --data: training videos per class of the generated demo set (8 classes; "
+        f"its test list has the generator's default size); {_default('demo_videos')}",
+    )
+    data.add_argument(
+        "--annotations",
+        type=Path,
+        metavar="CSV",
+        help="Kinetics-style annotation CSV (path,label or youtube_id,time_start,time_end,label)",
+    )
     data.add_argument("--fold", type=int, metavar="N", help="official split number of UCF101 / HMDB51; default: 1")
     data.add_argument("--frames", type=int, metavar="T", help=f"frames per clip; {_default('frames')}")
-    data.add_argument("--sampling-rate", type=int, metavar="S",
-                      help=f"take every S-th frame of the video; {_default('sampling_rate')}")
+    data.add_argument(
+        "--sampling-rate",
+        type=int,
+        metavar="S",
+        help=f"take every S-th frame of the video; {_default('sampling_rate')}",
+    )
     data.add_argument("--size", type=int, metavar="PX", help=f"clip height and width; {_default('size')}")
-    data.add_argument("--train-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                      help="training clips: short side resized to a random length in [LOW, HIGH] x --size, then "
-                           "a random crop; evaluation: resized to LOW x --size, then centre crops; "
-                           f"{_default('train_scale')}")
-    data.add_argument("--flip", choices=("auto", "on", "off"), default="auto",
-                      help="random horizontal flip of training clips; auto: on unless the data set says flips "
-                           "change labels (off on the demo set, which has left and right motions); default: auto")
-    data.add_argument("--num-workers", type=int, metavar="N",
-                      help="data-loading processes per device; default: the CPU cores, at most 8 "
-                           f"({GENERAL_DEFAULTS['num_workers']} here); {DEMO_DEFAULTS['num_workers']} on the demo set")
+    data.add_argument(
+        "--train-scale",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="training clips: short side resized to a random length in [LOW, HIGH] x --size, then "
+        "a random crop; evaluation: resized to LOW x --size, then centre crops; "
+        f"{_default('train_scale')}",
+    )
+    data.add_argument(
+        "--flip",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="random horizontal flip of training clips; auto: on unless the data set says flips "
+        "change labels (off on the demo set, which has left and right motions); default: auto",
+    )
+    data.add_argument(
+        "--num-workers",
+        type=int,
+        metavar="N",
+        help="data-loading processes per device; default: the CPU cores, at most 8 "
+        f"({GENERAL_DEFAULTS['num_workers']} here); {DEMO_DEFAULTS['num_workers']} on the demo set",
+    )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="NAME",
-                       help="network: resnet3d-10/18/34/50/101/152/200, r2plus1d-10..200, r3d_18, mc3_18, "
-                            f"r2plus1d_18; {_default('model')}")
-    model.add_argument("--attention", choices=ATTENTION_CHOICES,
-                       help=f"attention module in the network; {_default('attention')}")
-    model.add_argument("--attention-option", type=_key_value, action="append", metavar="KEY=VALUE",
-                       help="keyword argument of the attention module, e.g. reduction=8 or "
-                            "kernel_size=(3,7,7); repeatable")
-    model.add_argument("--model-option", type=_key_value, action="append", metavar="KEY=VALUE",
-                       help="keyword argument of the network, e.g. widen_factor=0.5 or no_max_pool=True; "
-                            f"repeatable; {_default('model_options')}")
-    model.add_argument("--pretrained", type=Path, metavar="PATH",
-                       help="starting weights: torchvision video-ResNet weights, a 2D (to inflate) or inflated "
-                            "checkpoint, or one of ours; the classifier is re-initialised when class counts differ")
+    model.add_argument(
+        "--model",
+        metavar="NAME",
+        help="network: resnet3d-10/18/34/50/101/152/200, r2plus1d-10..200, r3d_18, mc3_18, "
+        f"r2plus1d_18; {_default('model')}",
+    )
+    model.add_argument(
+        "--attention", choices=attention_choices(), help=f"attention module in the network; {_default('attention')}"
+    )
+    model.add_argument(
+        "--attention-option",
+        type=_key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="keyword argument of the attention module, e.g. reduction=8 or kernel_size=(3,7,7); repeatable",
+    )
+    model.add_argument(
+        "--model-option",
+        type=_key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="keyword argument of the network, e.g. widen_factor=0.5 or no_max_pool=True; "
+        f"repeatable; {_default('model_options')}",
+    )
+    model.add_argument(
+        "--pretrained",
+        type=Path,
+        metavar="PATH",
+        help="starting weights: torchvision video-ResNet weights, a 2D (to inflate) or inflated "
+        "checkpoint, or one of ours; the classifier is re-initialised when class counts differ",
+    )
 
     optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--epochs", type=int, metavar="N",
-                              help=f"total number of epochs (a resumed run counts those done); {_default('epochs')}")
-    optimisation.add_argument("--batch-size", type=int, metavar="N",
-                              help=f"clips per batch and per device; {_default('batch_size')}")
-    optimisation.add_argument("--optimizer", choices=OPTIMIZERS,
-                              help=f"SGD (momentum 0.9, Nesterov) or AdamW; {_default('optimizer')}")
-    optimisation.add_argument("--lr", type=float,
-                              help="peak learning rate; default: 0.05 with sgd, 0.001 with adamw; 0.003 on the "
-                                   "demo set")
-    optimisation.add_argument("--weight-decay", type=float, metavar="WD",
-                              help="weight decay (not applied to biases and norms); default: 1e-4 with sgd, "
-                                   "0.05 with adamw")
-    optimisation.add_argument("--warmup-epochs", type=float, metavar="E",
-                              help=f"linear warmup before the cosine decay; {_default('warmup_epochs')}")
-    optimisation.add_argument("--label-smoothing", type=float, metavar="EPS",
-                              help=f"label smoothing of the training cross-entropy; {_default('label_smoothing')}")
-    optimisation.add_argument("--accumulate", type=int, metavar="N",
-                              help=f"accumulate gradients over N batches per optimizer step; {_default('accumulate')}")
+    optimisation.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help=f"total number of epochs (a resumed run counts those done); {_default('epochs')}",
+    )
+    optimisation.add_argument(
+        "--batch-size", type=int, metavar="N", help=f"clips per batch and per device; {_default('batch_size')}"
+    )
+    optimisation.add_argument(
+        "--optimizer", choices=OPTIMIZERS, help=f"SGD (momentum 0.9, Nesterov) or AdamW; {_default('optimizer')}"
+    )
+    optimisation.add_argument(
+        "--lr", type=float, help="peak learning rate; default: 0.05 with sgd, 0.001 with adamw; 0.003 on the demo set"
+    )
+    optimisation.add_argument(
+        "--weight-decay",
+        type=float,
+        metavar="WD",
+        help="weight decay (not applied to biases and norms); default: 1e-4 with sgd, 0.05 with adamw",
+    )
+    optimisation.add_argument(
+        "--warmup-epochs",
+        type=float,
+        metavar="E",
+        help=f"linear warmup before the cosine decay; {_default('warmup_epochs')}",
+    )
+    optimisation.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="EPS",
+        help=f"label smoothing of the training cross-entropy; {_default('label_smoothing')}",
+    )
+    optimisation.add_argument(
+        "--accumulate",
+        type=int,
+        metavar="N",
+        help=f"accumulate gradients over N batches per optimizer step; {_default('accumulate')}",
+    )
     optimisation.add_argument("--seed", type=int, help=f"seed of every random choice; {_default('seed')}")
 
     hardware = parser.add_argument_group("hardware")
-    hardware.add_argument("--accelerator", choices=ACCELERATORS,
-                          help="auto: a GPU when there is one, else the CPU; default: auto")
-    hardware.add_argument("--devices", type=int, metavar="N",
-                          help="GPUs (or CPU processes) per node; N > 1 trains with DDP; default: 1, or torchrun's")
+    hardware.add_argument(
+        "--accelerator", choices=ACCELERATORS, help="auto: a GPU when there is one, else the CPU; default: auto"
+    )
+    hardware.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="GPUs (or CPU processes) per node; N > 1 trains with DDP; default: 1, or torchrun's",
+    )
     hardware.add_argument("--num-nodes", type=int, metavar="N", help="nodes for multi-node DDP; default: 1")
-    hardware.add_argument("--precision", choices=PRECISIONS,
-                          help="auto: bf16-mixed on a GPU (16-mixed on GPUs without bf16), 32-true on the CPU; "
-                               "default: auto")
-    hardware.add_argument("--sync-bn", action="store_true", default=None,
-                          help="synchronise BatchNorm statistics across DDP processes (small per-GPU batches)")
-    hardware.add_argument("--threads", type=int, metavar="N",
-                          help="CPU threads of each training process; default: the available cores / devices")
+    hardware.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto: bf16-mixed on a GPU (16-mixed on GPUs without bf16), 32-true on the CPU; default: auto",
+    )
+    hardware.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=None,
+        help="synchronise BatchNorm statistics across DDP processes (small per-GPU batches)",
+    )
+    hardware.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of each training process; default: the available cores / devices",
+    )
 
     run = parser.add_argument_group("run")
-    run.add_argument("--output", type=Path, metavar="DIR",
-                     help=f"folder for checkpoints, logs, curves.png and metrics.json; {_default('output')}")
-    run.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
-                     help="continue an interrupted run from OUTPUT/checkpoints/last.ckpt (or from CKPT): epochs, "
-                          "optimizer, schedule and logs go on where they stopped")
-    run.add_argument("--eval-clips", type=int, metavar="N",
-                     help=f"clips per video in the final video-level evaluation; {_default('eval_clips')}")
-    run.add_argument("--eval-crops", type=int, metavar="N",
-                     help=f"spatial crops per clip in the final evaluation; {_default('eval_crops')}")
+    run.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help=f"folder for checkpoints, logs, curves.png and metrics.json; {_default('output')}",
+    )
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CKPT",
+        help="continue an interrupted run from OUTPUT/checkpoints/last.ckpt (or from CKPT): epochs, "
+        "optimizer, schedule and logs go on where they stopped",
+    )
+    run.add_argument(
+        "--eval-clips",
+        type=int,
+        metavar="N",
+        help=f"clips per video in the final video-level evaluation; {_default('eval_clips')}",
+    )
+    run.add_argument(
+        "--eval-crops",
+        type=int,
+        metavar="N",
+        help=f"spatial crops per clip in the final evaluation; {_default('eval_crops')}",
+    )
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed train.py arguments (settings not given stay None)."""
     return TrainConfig(
-        data=args.data, demo_videos=args.demo_videos, annotations=args.annotations, fold=args.fold,
-        output=args.output, model=args.model,
+        data=args.data,
+        demo_videos=args.demo_videos,
+        annotations=args.annotations,
+        fold=args.fold,
+        output=args.output,
+        model=args.model,
         attention=args.attention,
         attention_kwargs=dict(args.attention_option) if args.attention_option else None,
         model_options=dict(args.model_option) if args.model_option else None,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
-        accumulate=args.accumulate, frames=args.frames, sampling_rate=args.sampling_rate, size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        accumulate=args.accumulate,
+        frames=args.frames,
+        sampling_rate=args.sampling_rate,
+        size=args.size,
         train_scale=tuple(args.train_scale) if args.train_scale else None,
-        eval_clips=args.eval_clips, eval_crops=args.eval_crops,
+        eval_clips=args.eval_clips,
+        eval_crops=args.eval_crops,
         horizontal_flip={"auto": None, "on": True, "off": False}[args.flip],
-        devices=args.devices, num_nodes=args.num_nodes, accelerator=args.accelerator, precision=args.precision,
-        sync_bn=args.sync_bn, num_workers=args.num_workers, seed=args.seed,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        accelerator=args.accelerator,
+        precision=args.precision,
+        sync_bn=args.sync_bn,
+        num_workers=args.num_workers,
+        seed=args.seed,
         resume=Path(args.resume) if isinstance(args.resume, str) else args.resume,
-        pretrained=args.pretrained, threads=args.threads,
+        pretrained=args.pretrained,
+        threads=args.threads,
     )
 
 
@@ -170,8 +298,11 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         parser.error(str(error))
     if metrics:
-        print(json.dumps({k: metrics[k] for k in ("val_top1", "val_top5", "epochs", "seconds", "best_checkpoint")},
-                         indent=2))
+        print(
+            json.dumps(
+                {k: metrics[k] for k in ("val_top1", "val_top5", "epochs", "seconds", "best_checkpoint")}, indent=2
+            )
+        )
     return 0
 
 
@@ -179,29 +310,49 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evaluate.py",
         description="Video-level evaluation of a checkpoint: the scores of several clips and crops per video are "
-                    "averaged; prints top-1 / top-5, per-class accuracy and the confusion matrix, and saves the "
-                    "matrix as a PNG and everything as JSON.",
+        "averaged; prints top-1 / top-5, per-class accuracy and the confusion matrix, and saves the "
+        "matrix as a PNG and everything as JSON.",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
-                        help="a checkpoint written by train.py (e.g. OUTPUT/checkpoints/last.ckpt)")
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="data set folder; default: the one the checkpoint was trained on (or the demo set)")
-    parser.add_argument("--split", choices=("val", "test"), default="val",
-                        help="which part of the data set; default: val")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="CKPT",
+        help="a checkpoint written by train.py (e.g. OUTPUT/checkpoints/last.ckpt)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="data set folder; default: the one the checkpoint was trained on (or the demo set)",
+    )
+    parser.add_argument(
+        "--split", choices=("val", "test"), default="val", help="which part of the data set; default: val"
+    )
     parser.add_argument("--fold", type=int, metavar="N", help="official split number; default: the training run's")
-    parser.add_argument("--annotations", type=Path, metavar="CSV",
-                        help="Kinetics-style annotation CSV; default: the training run's")
-    parser.add_argument("--clips", type=int, metavar="N",
-                        help="evenly spaced clips per video; default: the training run's --eval-clips")
-    parser.add_argument("--crops", type=int, metavar="N",
-                        help="spatial crops per clip (1: centre, 3: both ends and centre); default: the run's")
+    parser.add_argument(
+        "--annotations", type=Path, metavar="CSV", help="Kinetics-style annotation CSV; default: the training run's"
+    )
+    parser.add_argument(
+        "--clips", type=int, metavar="N", help="evenly spaced clips per video; default: the training run's --eval-clips"
+    )
+    parser.add_argument(
+        "--crops",
+        type=int,
+        metavar="N",
+        help="spatial crops per clip (1: centre, 3: both ends and centre); default: the run's",
+    )
     parser.add_argument("--batch-size", type=int, metavar="N", help="clips per batch; default: the run's")
-    parser.add_argument("--num-workers", type=int, default=0, metavar="N",
-                        help="data-loading processes; default: 0")
-    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1 ...; "
-                                                         "default: auto")
-    parser.add_argument("--output", type=Path, metavar="DIR",
-                        help="folder for confusion_matrix.png and evaluation.json; default: the checkpoint's folder")
+    parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data-loading processes; default: 0")
+    parser.add_argument(
+        "--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1 ...; default: auto"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="folder for confusion_matrix.png and evaluation.json; default: the checkpoint's folder",
+    )
     return parser
 
 
@@ -213,9 +364,18 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 
     try:
         report = evaluate_checkpoint(
-            args.checkpoint, data=args.data, split=args.split, fold=args.fold, annotations=args.annotations,
-            clips=args.clips, crops=args.crops, batch_size=args.batch_size, num_workers=args.num_workers,
-            device=args.device, output=args.output if args.output is not None else args.checkpoint.parent)
+            args.checkpoint,
+            data=args.data,
+            split=args.split,
+            fold=args.fold,
+            annotations=args.annotations,
+            clips=args.clips,
+            crops=args.crops,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            device=args.device,
+            output=args.output if args.output is not None else args.checkpoint.parent,
+        )
     except (UsageError, ValueError) as error:
         parser.error(str(error))
     print(format_report(report))
@@ -227,14 +387,16 @@ def predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict.py",
         description="Classify video files with a trained checkpoint: prints the top-k classes with their "
-                    "probabilities for each file (a few centre-cropped clips per file, averaged).",
+        "probabilities for each file (a few centre-cropped clips per file, averaged).",
     )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to classify")
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
-                        help="a checkpoint written by train.py")
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint written by train.py"
+    )
     parser.add_argument("--topk", type=int, default=5, metavar="K", help="classes to show per file; default: 5")
-    parser.add_argument("--clips", type=int, default=3, metavar="N",
-                        help="evenly spaced clips per file, scores averaged; default: 3")
+    parser.add_argument(
+        "--clips", type=int, default=3, metavar="N", help="evenly spaced clips per file, scores averaged; default: 3"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...; default: auto")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
@@ -247,13 +409,19 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     from .predict import predict_files
 
     try:
-        predictions = predict_files(args.videos, args.checkpoint, topk=args.topk, clips=args.clips,
-                                    device=args.device)
+        predictions = predict_files(args.videos, args.checkpoint, topk=args.topk, clips=args.clips, device=args.device)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     if args.json:
-        print(json.dumps([{"path": str(p.path), "top": [{"label": n, "probability": v} for n, v in p.top],
-                           "error": p.error} for p in predictions], indent=2))
+        print(
+            json.dumps(
+                [
+                    {"path": str(p.path), "top": [{"label": n, "probability": v} for n, v in p.top], "error": p.error}
+                    for p in predictions
+                ],
+                indent=2,
+            )
+        )
     else:
         for prediction in predictions:
             print(prediction.format())

@@ -31,9 +31,19 @@ def discover_split(root: Path, split: str, *, fold: int = 1, annotations: Path |
         raise UsageError(f"data set {root} ({split} split): {error}") from error
 
 
-def make_clip_dataset(records: list, *, mode: str, frames: int, sampling_rate: int, size: int,
-                      clips_per_video: int = 1, crops_per_clip: int = 1, horizontal_flip: bool = False,
-                      train_scale: tuple[float, float] = (8 / 7, 10 / 7), eval_resize: int | None = None) -> Dataset:
+def make_clip_dataset(
+    records: list,
+    *,
+    mode: str,
+    frames: int,
+    sampling_rate: int,
+    size: int,
+    clips_per_video: int = 1,
+    crops_per_clip: int = 1,
+    horizontal_flip: bool = False,
+    train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+    eval_resize: int | None = None,
+) -> Dataset:
     """A ``cbam3d.data.VideoClipDataset`` of (C, T, H, W) clips.
 
     "train" mode: random clips, short side resized to a random length in ``size * train_scale``, random
@@ -44,18 +54,41 @@ def make_clip_dataset(records: list, *, mode: str, frames: int, sampling_rate: i
     from cbam3d.data import VideoClipDataset
 
     if mode == "train":
-        return VideoClipDataset(records, frames=frames, sampling_rate=sampling_rate, size=size, mode="train",
-                                clips_per_video=clips_per_video, flip=horizontal_flip, train_scale=train_scale)
-    return VideoClipDataset(records, frames=frames, sampling_rate=sampling_rate, size=size, mode="eval",
-                            clips_per_video=clips_per_video, crops_per_clip=crops_per_clip, eval_resize=eval_resize)
+        return VideoClipDataset(
+            records,
+            frames=frames,
+            sampling_rate=sampling_rate,
+            size=size,
+            mode="train",
+            clips_per_video=clips_per_video,
+            flip=horizontal_flip,
+            train_scale=train_scale,
+        )
+    return VideoClipDataset(
+        records,
+        frames=frames,
+        sampling_rate=sampling_rate,
+        size=size,
+        mode="eval",
+        clips_per_video=clips_per_video,
+        crops_per_clip=crops_per_clip,
+        eval_resize=eval_resize,
+    )
 
 
 def checkpoint_eval_dataset(records: list, clip: dict, *, clips_per_video: int = 1, crops_per_clip: int = 1) -> Dataset:
     """Evaluation clips of ``records`` as a checkpoint's ``info["clip"]`` describes them (frames, sampling
     rate, size and evaluation resize)."""
-    return make_clip_dataset(records, mode="eval", frames=clip["frames"], sampling_rate=clip["sampling_rate"],
-                             size=clip["size"], clips_per_video=clips_per_video, crops_per_clip=crops_per_clip,
-                             eval_resize=clip["eval_resize"])
+    return make_clip_dataset(
+        records,
+        mode="eval",
+        frames=clip["frames"],
+        sampling_rate=clip["sampling_rate"],
+        size=clip["size"],
+        clips_per_video=clips_per_video,
+        crops_per_clip=crops_per_clip,
+        eval_resize=clip["eval_resize"],
+    )
 
 
 def eval_resize_for(size: int, train_scale: tuple[float, float]) -> int:

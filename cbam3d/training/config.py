@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cbam3d.models import MODEL_NAMES
+from cbam3d.registry import attention_names
+
 __all__ = [
-    "ATTENTION_CHOICES",
     "DEMO_DEFAULTS",
     "GENERAL_DEFAULTS",
     "OPTIMIZERS",
@@ -24,7 +26,12 @@ __all__ = [
     "resolve_config",
 ]
 
-ATTENTION_CHOICES = ("none", "se", "cbam", "bam")
+
+def attention_choices() -> tuple[str, ...]:
+    """``--attention``'s choices: ``"none"`` and every attention registered with ``cbam3d.register_attention``."""
+    return ("none", *attention_names())
+
+
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
@@ -145,9 +152,30 @@ _DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 
 # Settings that describe the network and its input: a resumed run keeps them from its checkpoint.
 _KEPT_ON_RESUME = (
-    "data", "demo_videos", "annotations", "fold", "model", "attention", "attention_kwargs", "model_options", "epochs",
-    "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "label_smoothing", "accumulate", "frames",
-    "sampling_rate", "size", "train_scale", "eval_clips", "eval_crops", "horizontal_flip", "seed",
+    "data",
+    "demo_videos",
+    "annotations",
+    "fold",
+    "model",
+    "attention",
+    "attention_kwargs",
+    "model_options",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "warmup_epochs",
+    "label_smoothing",
+    "accumulate",
+    "frames",
+    "sampling_rate",
+    "size",
+    "train_scale",
+    "eval_clips",
+    "eval_crops",
+    "horizontal_flip",
+    "seed",
 )
 
 
@@ -188,8 +216,20 @@ def resolve_config(config: TrainConfig, resumed: dict[str, Any] | None = None) -
 
 def _check(config: TrainConfig) -> None:
     """Raise :class:`UsageError` naming the first setting that is out of range."""
-    positive = ("demo_videos", "epochs", "batch_size", "accumulate", "frames", "sampling_rate", "size", "eval_clips",
-                "eval_crops", "devices", "num_nodes", "fold")
+    positive = (
+        "demo_videos",
+        "epochs",
+        "batch_size",
+        "accumulate",
+        "frames",
+        "sampling_rate",
+        "size",
+        "eval_clips",
+        "eval_crops",
+        "devices",
+        "num_nodes",
+        "fold",
+    )
     for name in positive:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -211,8 +251,8 @@ def _check(config: TrainConfig) -> None:
         raise UsageError(f"--train-scale must be two numbers 1 <= LOW <= HIGH, got {low} {high}")
     if config.optimizer not in OPTIMIZERS:
         raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
-    if config.attention not in ATTENTION_CHOICES:
-        raise UsageError(f"--attention must be one of {', '.join(ATTENTION_CHOICES)}, got {config.attention!r}")
+    if config.attention not in attention_choices():
+        raise UsageError(f"--attention must be one of {', '.join(attention_choices())}, got {config.attention!r}")
     if config.precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     if config.accelerator not in ACCELERATORS:
@@ -227,7 +267,5 @@ def _check(config: TrainConfig) -> None:
 
 
 def _check_model_name(name: str) -> None:
-    import models
-
-    if name not in models.MODEL_NAMES:
-        raise UsageError(f"--model {name!r} is not a known model; choose one of: {', '.join(models.MODEL_NAMES)}")
+    if name not in MODEL_NAMES:
+        raise UsageError(f"--model {name!r} is not a known model; choose one of: {', '.join(MODEL_NAMES)}")

@@ -37,10 +37,21 @@ class VideoDataModule(L.LightningDataModule):
         seed: seed of the training order and augmentations.
     """
 
-    def __init__(self, root: Path, *, annotations: Path | None = None, fold: int = 1, frames: int = 16,
-                 sampling_rate: int = 2, size: int = 112, batch_size: int = 8, num_workers: int = 0,
-                 horizontal_flip: bool | None = None, train_scale: tuple[float, float] = (8 / 7, 10 / 7),
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        annotations: Path | None = None,
+        fold: int = 1,
+        frames: int = 16,
+        sampling_rate: int = 2,
+        size: int = 112,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        horizontal_flip: bool | None = None,
+        train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
         self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
@@ -59,11 +70,17 @@ class VideoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         clip = dict(frames=self.frames, sampling_rate=self.sampling_rate, size=self.size)
         if self.train_set is None:
-            self.train_set = make_clip_dataset(self.train_split.records, mode="train", train_scale=self.train_scale,
-                                               horizontal_flip=self.horizontal_flip, **clip)
+            self.train_set = make_clip_dataset(
+                self.train_split.records,
+                mode="train",
+                train_scale=self.train_scale,
+                horizontal_flip=self.horizontal_flip,
+                **clip,
+            )
         if self.val_set is None:
-            self.val_set = make_clip_dataset(self.val_split.records, mode="eval",
-                                             eval_resize=eval_resize_for(self.size, self.train_scale), **clip)
+            self.val_set = make_clip_dataset(
+                self.val_split.records, mode="eval", eval_resize=eval_resize_for(self.size, self.train_scale), **clip
+            )
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["inference_device", "inference_autocast_dtype"]
+__all__ = ["inference_autocast_dtype", "inference_device"]
 
 
 def inference_device(name: str = "auto") -> torch.device:

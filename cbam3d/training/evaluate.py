@@ -17,11 +17,20 @@ from .scoring import classification_report, video_scores
 __all__ = ["evaluate_checkpoint", "format_report"]
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike, *, data: str | os.PathLike | None = None, split: str = "val",
-                        fold: int | None = None, annotations: str | os.PathLike | None = None, clips: int | None = None,
-                        crops: int | None = None, batch_size: int | None = None, num_workers: int = 0,
-                        device: str = "auto",
-                        output: str | os.PathLike | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    *,
+    data: str | os.PathLike | None = None,
+    split: str = "val",
+    fold: int | None = None,
+    annotations: str | os.PathLike | None = None,
+    clips: int | None = None,
+    crops: int | None = None,
+    batch_size: int | None = None,
+    num_workers: int = 0,
+    device: str = "auto",
+    output: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Multi-clip, multi-crop, video-level evaluation of a checkpoint written by ``scripts/train.py``.
 
     Every video contributes ``clips`` evenly spaced clips x ``crops`` spatial crops; their softmax scores are
@@ -71,21 +80,41 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, data: str | os.PathLik
     annotations = annotations if annotations is not None else trained.get("annotations")
     records = discover_split(root, split, fold=fold, annotations=Path(annotations) if annotations else None)
     if list(records.class_names) != list(info["class_names"]):
-        raise UsageError(f"data set {root} has classes {records.class_names[:5]}... but the checkpoint was trained "
-                         f"on {info['class_names'][:5]}...")
+        raise UsageError(
+            f"data set {root} has classes {records.class_names[:5]}... but the checkpoint was trained "
+            f"on {info['class_names'][:5]}..."
+        )
     dataset = checkpoint_eval_dataset(records.records, info["clip"], clips_per_video=clips, crops_per_clip=crops)
-    scores = video_scores(model, dataset, num_videos=len(records.records), batch_size=batch_size,
-                          num_workers=num_workers, autocast_dtype=inference_autocast_dtype(torch_device),
-                          channels_last=torch_device.type == "cuda")
+    scores = video_scores(
+        model,
+        dataset,
+        num_videos=len(records.records),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        autocast_dtype=inference_autocast_dtype(torch_device),
+        channels_last=torch_device.type == "cuda",
+    )
     report = classification_report(scores.probabilities, scores.labels, info["class_names"])
-    report.update(class_names=info["class_names"], checkpoint=str(Path(checkpoint).resolve()), data=str(root),
-                  split=split, clips=clips, crops=crops, skipped_clips=scores.skipped_clips)
+    report.update(
+        class_names=info["class_names"],
+        checkpoint=str(Path(checkpoint).resolve()),
+        data=str(root),
+        split=split,
+        clips=clips,
+        crops=crops,
+        skipped_clips=scores.skipped_clips,
+    )
     if output is not None:
         output = Path(output)
-        title = f"{info['model']['name']} + {info['model']['attention'] or 'no attention'}, {split} split: " \
-                f"top-1 {100 * report['top1']:.1f}%"
-        report["confusion_png"] = str(plot_confusion_matrix(report["confusion"], info["class_names"],
-                                                            output / "confusion_matrix.png", title=title))
+        title = (
+            f"{info['model']['name']} + {info['model']['attention'] or 'no attention'}, {split} split: "
+            f"top-1 {100 * report['top1']:.1f}%"
+        )
+        report["confusion_png"] = str(
+            plot_confusion_matrix(
+                report["confusion"], info["class_names"], output / "confusion_matrix.png", title=title
+            )
+        )
         report["json"] = str(output / "evaluation.json")
         atomic_write_json(report, output / "evaluation.json")
     return report

@@ -43,9 +43,19 @@ class VideoClassifier(L.LightningModule):
         config: the run's settings, stored in checkpoints.
     """
 
-    def __init__(self, model_spec: ModelSpec, clip: ClipSpec, class_names: list[str], *, optimizer: str = "sgd",
-                 lr: float = 0.05, weight_decay: float = 1e-4, warmup_epochs: float = 0.0,
-                 label_smoothing: float = 0.0, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model_spec: ModelSpec,
+        clip: ClipSpec,
+        class_names: list[str],
+        *,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        weight_decay: float = 1e-4,
+        warmup_epochs: float = 0.0,
+        label_smoothing: float = 0.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         if optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
@@ -99,8 +109,13 @@ class VideoClassifier(L.LightningModule):
         loss = self.criterion(logits.float(), labels)
         with torch.no_grad():
             count = labels.shape[0]
-            self._train_sums += torch.stack([loss.detach().double() * count, topk_correct(logits, labels, 1).double(),
-                                             torch.tensor(count, dtype=torch.float64, device=self.device)])
+            self._train_sums += torch.stack(
+                [
+                    loss.detach().double() * count,
+                    topk_correct(logits, labels, 1).double(),
+                    torch.tensor(count, dtype=torch.float64, device=self.device),
+                ]
+            )
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=count)
         return loss
 
@@ -115,23 +130,38 @@ class VideoClassifier(L.LightningModule):
         logits = self(video).float()
         loss = F.cross_entropy(logits, labels)
         count = labels.shape[0]
-        self._val_sums += torch.stack([loss.double() * count, topk_correct(logits, labels, 1).double(),
-                                       topk_correct(logits, labels, 5).double(),
-                                       torch.tensor(count, dtype=torch.float64, device=self.device)])
+        self._val_sums += torch.stack(
+            [
+                loss.double() * count,
+                topk_correct(logits, labels, 1).double(),
+                topk_correct(logits, labels, 5).double(),
+                torch.tensor(count, dtype=torch.float64, device=self.device),
+            ]
+        )
 
     def on_validation_epoch_end(self) -> None:
         val = self.trainer.strategy.reduce(self._val_sums.clone(), reduce_op="sum")
         val_count = max(val[3].item(), 1.0)
-        metrics = {"val_loss": val[0].item() / val_count, "val_top1": val[1].item() / val_count,
-                   "val_top5": val[2].item() / val_count}
+        metrics = {
+            "val_loss": val[0].item() / val_count,
+            "val_top1": val[1].item() / val_count,
+            "val_top5": val[2].item() / val_count,
+        }
         if not self.trainer.sanity_checking:
             train = self.trainer.strategy.reduce(self._train_sums.clone(), reduce_op="sum")
             train_count = train[2].item()
             metrics["train_loss_epoch"] = train[0].item() / train_count if train_count else math.nan
             metrics["train_top1"] = train[1].item() / train_count if train_count else math.nan
-            self.history.append({"epoch": self.current_epoch, "train_loss": metrics["train_loss_epoch"],
-                                 "train_top1": metrics["train_top1"], "val_loss": metrics["val_loss"],
-                                 "val_top1": metrics["val_top1"], "val_top5": metrics["val_top5"]})
+            self.history.append(
+                {
+                    "epoch": self.current_epoch,
+                    "train_loss": metrics["train_loss_epoch"],
+                    "train_top1": metrics["train_top1"],
+                    "val_loss": metrics["val_loss"],
+                    "val_top1": metrics["val_top1"],
+                    "val_top5": metrics["val_top5"],
+                }
+            )
         # the values are already summed over every rank: sync_dist only averages equal numbers (and keeps
         # Lightning from warning about unsynchronised epoch-level logging under DDP)
         top1 = metrics.pop("val_top1")
@@ -141,7 +171,7 @@ class VideoClassifier(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
-        for name, parameter in self.model.named_parameters():
+        for parameter in self.model.parameters():
             if parameter.requires_grad:
                 (no_decay if parameter.dim() <= 1 else decay).append(parameter)
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -153,7 +183,8 @@ class VideoClassifier(L.LightningModule):
         steps_per_epoch = total_steps / max(1, self.trainer.max_epochs)
         warmup_steps = min(total_steps - 1, round(self.warmup_epochs * steps_per_epoch))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, warmup_steps=warmup_steps, total_steps=total_steps))
+            optimizer, lambda step: warmup_cosine(step, warmup_steps=warmup_steps, total_steps=total_steps)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -169,6 +200,12 @@ class VideoClassifier(L.LightningModule):
 
     def hyperparameters(self) -> dict[str, Any]:
         """Model, clip and optimisation settings, for the loggers."""
-        return {"model": asdict(self.model_spec), "clip": asdict(self.clip), "optimizer": self.optimizer_name,
-                "lr": self.lr, "weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
-                "num_classes": len(self.class_names)}
+        return {
+            "model": asdict(self.model_spec),
+            "clip": asdict(self.clip),
+            "optimizer": self.optimizer_name,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "warmup_epochs": self.warmup_epochs,
+            "num_classes": len(self.class_names),
+        }

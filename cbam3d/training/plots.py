@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .atomic import atomic_write
 
@@ -58,8 +58,13 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | os.Pat
     return _save(figure, path)
 
 
-def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | os.PathLike,
-                          *, title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str = "Confusion matrix",
+) -> Path:
     """A K x K confusion matrix (rows: true class, columns: predicted), shaded by row-normalised rate,
     with the counts written in the cells when K <= 30."""
     import numpy as np
@@ -82,7 +87,14 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
         for row in range(k):
             for column in range(k):
                 if counts[row, column]:
-                    axes.text(column, row, str(counts[row, column]), ha="center", va="center", fontsize=7,
-                              color="white" if rates[row, column] > 0.5 else "black")
+                    axes.text(
+                        column,
+                        row,
+                        str(counts[row, column]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if rates[row, column] > 0.5 else "black",
+                    )
     figure.tight_layout()
     return _save(figure, path)

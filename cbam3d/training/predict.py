@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,8 +45,9 @@ class Prediction:
         return f"{self.path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in self.top)
 
 
-def _predict_one(model: nn.Module, info: dict[str, Any], path: Path, *, topk: int, clips: int,
-                 autocast_dtype: torch.dtype | None) -> Prediction:
+def _predict_one(
+    model: nn.Module, info: dict[str, Any], path: Path, *, topk: int, clips: int, autocast_dtype: torch.dtype | None
+) -> Prediction:
     from cbam3d.data import VideoRecord
 
     if not path.is_file():
@@ -64,8 +66,14 @@ def _predict_one(model: nn.Module, info: dict[str, Any], path: Path, *, topk: in
     return Prediction(path, [(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())])
 
 
-def predict_files(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, *, topk: int = 5,
-                  clips: int = 3, device: str = "auto") -> list[Prediction]:
+def predict_files(
+    paths: Sequence[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    *,
+    topk: int = 5,
+    clips: int = 3,
+    device: str = "auto",
+) -> list[Prediction]:
     """Classify video files with a checkpoint written by ``scripts/train.py``.
 
     Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax

@@ -23,6 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from cbam3d.models import from_torchvision
+from cbam3d.models.inflate import inflatable, inflate_tensor
+
 from .checkpoint import MODEL_PREFIX, _torch_load
 
 __all__ = ["PretrainedReport", "load_pretrained"]
@@ -56,8 +59,11 @@ class PretrainedReport:
         lines = [f"pretrained weights ({self.source}): {self.loaded} tensors loaded"]
         if self.head_reinitialised:
             lines.append("  classifier fc re-initialised (class count differs)")
-        for title, keys in (("missing (left as initialised)", self.missing), ("unexpected (ignored)", self.unexpected),
-                            ("shape mismatch (left as initialised)", self.mismatched)):
+        for title, keys in (
+            ("missing (left as initialised)", self.missing),
+            ("unexpected (ignored)", self.unexpected),
+            ("shape mismatch (left as initialised)", self.mismatched),
+        ):
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
                 lines.append(f"  {len(keys)} {title}: {shown}")
@@ -66,35 +72,35 @@ class PretrainedReport:
 
 def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
     if isinstance(obj, dict) and "cbam3d" in obj and "state_dict" in obj:
-        state = {k[len(MODEL_PREFIX):]: v for k, v in obj["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+        state = {k[len(MODEL_PREFIX) :]: v for k, v in obj["state_dict"].items() if k.startswith(MODEL_PREFIX)}
         return state, "cbam3d checkpoint"
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"--pretrained {path}: no state dict found (expected a dict of tensors, bare or under "
-                         "'state_dict' or 'model')")
-    state = {k[len(MODEL_PREFIX):] if k.startswith(MODEL_PREFIX) else k: v for k, v in obj.items()}
+        raise ValueError(
+            f"--pretrained {path}: no state dict found (expected a dict of tensors, bare or under "
+            "'state_dict' or 'model')"
+        )
+    state = {k[len(MODEL_PREFIX) :] if k.startswith(MODEL_PREFIX) else k: v for k, v in obj.items()}
     return state, "state dict"
-
-
-def _inflatable(weight_2d: torch.Tensor, weight_3d: torch.Tensor) -> bool:
-    """Whether ``weight_3d`` is ``weight_2d`` with one more (temporal) kernel dimension."""
-    return (weight_2d.dim() == 4 and weight_3d.dim() == 5 and weight_2d.shape[:2] == weight_3d.shape[:2]
-            and weight_2d.shape[2:] == weight_3d.shape[3:])
 
 
 def _inflate_2d(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
     """The 2D kernels of ``state`` inflated to the network's 3D ones (I3D-style, ``models.inflate``'s
     "centre" mode for odd temporal kernels, "repeat" for even ones); None when ``state`` has no 2D kernel."""
-    from models.inflate import inflate_tensor
-
-    pairs = {key: own[key].shape[2] for key, value in state.items() if key in own and _inflatable(value, own[key])}
+    pairs = {
+        key: own[key].shape[2]
+        for key, value in state.items()
+        if key in own and value.dim() == 4 and inflatable(value.shape, own[key].shape)
+    }
     if not pairs:
         return None
-    return {key: inflate_tensor(value, pairs[key], "centre" if pairs[key] % 2 else "repeat") if key in pairs else value
-            for key, value in state.items()}
+    return {
+        key: inflate_tensor(value, pairs[key], "centre" if pairs[key] % 2 else "repeat") if key in pairs else value
+        for key, value in state.items()
+    }
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike) -> PretrainedReport:
@@ -104,14 +110,12 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> PretrainedRepo
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if the file holds no state dict, or shares no weight at all with ``model``.
     """
-    import models
-
     path = Path(path)
     state, source = _extract_state_dict(_torch_load(path, "cpu"), path)
     own = model.state_dict()
     if any(key.startswith(_TORCHVISION_STEM) for key in state):
         try:
-            state, source = models.from_torchvision(state), "torchvision video ResNet"
+            state, source = from_torchvision(state), "torchvision video ResNet"
         except ValueError as error:
             raise ValueError(f"--pretrained {path}: {error}") from error
     elif (inflated := _inflate_2d(state, own)) is not None:
@@ -127,7 +131,9 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> PretrainedRepo
         head_reinitialised=any(k.startswith(_CLASSIFIER) for k in mismatched),
     )
     if not usable:
-        raise ValueError(f"--pretrained {path}: none of its {len(state)} weights fits the network "
-                         f"(first keys: {', '.join(list(state)[:3])})")
+        raise ValueError(
+            f"--pretrained {path}: none of its {len(state)} weights fits the network "
+            f"(first keys: {', '.join(list(state)[:3])})"
+        )
     model.load_state_dict(usable, strict=False)
     return report

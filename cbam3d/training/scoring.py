@@ -39,8 +39,9 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 @torch.inference_mode()
-def predict_clip_scores(model: nn.Module, video: torch.Tensor, *, autocast_dtype: torch.dtype | None = None,
-                        channels_last: bool = False) -> torch.Tensor:
+def predict_clip_scores(
+    model: nn.Module, video: torch.Tensor, *, autocast_dtype: torch.dtype | None = None, channels_last: bool = False
+) -> torch.Tensor:
     """(N, C, T, H, W) clips -> (N, K) softmax probabilities (float32) from ``model`` in eval mode."""
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
@@ -52,8 +53,16 @@ def predict_clip_scores(model: nn.Module, video: torch.Tensor, *, autocast_dtype
     return logits.float().softmax(dim=1)
 
 
-def video_scores(model: nn.Module, dataset: Dataset, *, num_videos: int, batch_size: int = 8, num_workers: int = 0,
-                 autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> VideoScores:
+def video_scores(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    num_videos: int,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> VideoScores:
     """Score every clip of an "eval"-mode ``cbam3d.data.VideoClipDataset`` and average the scores per video.
 
     Args:
@@ -69,8 +78,14 @@ def video_scores(model: nn.Module, dataset: Dataset, *, num_videos: int, batch_s
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last_3d)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_clips,
+        pin_memory=torch.cuda.is_available(),
+    )
     sums: torch.Tensor | None = None
     counts = torch.zeros(num_videos, dtype=torch.long)
     labels = torch.full((num_videos,), -1, dtype=torch.long)
@@ -79,8 +94,11 @@ def video_scores(model: nn.Module, dataset: Dataset, *, num_videos: int, batch_s
         skipped += int(batch.get("skipped", 0))
         if batch["video"].shape[0] == 0:
             continue
-        probabilities = predict_clip_scores(model, batch["video"], autocast_dtype=autocast_dtype,
-                                            channels_last=channels_last).cpu().double()
+        probabilities = (
+            predict_clip_scores(model, batch["video"], autocast_dtype=autocast_dtype, channels_last=channels_last)
+            .cpu()
+            .double()
+        )
         if sums is None:
             sums = torch.zeros(num_videos, probabilities.shape[1], dtype=torch.float64)
         index = torch.as_tensor(batch["video_index"], dtype=torch.long)
@@ -91,8 +109,9 @@ def video_scores(model: nn.Module, dataset: Dataset, *, num_videos: int, batch_s
     if sums is None or scored.numel() == 0:
         raise ValueError("no clip of any video could be decoded")
     if scored.numel() < num_videos:
-        warnings.warn(f"{num_videos - scored.numel()} of {num_videos} videos had no readable clip and are left out",
-                      stacklevel=2)
+        warnings.warn(
+            f"{num_videos - scored.numel()} of {num_videos} videos had no readable clip and are left out", stacklevel=2
+        )
     probabilities = (sums[scored] / counts[scored, None]).float()
     return VideoScores(probabilities, labels[scored], scored, skipped)
 
@@ -105,8 +124,9 @@ def classification_report(probabilities: torch.Tensor, labels: torch.Tensor, cla
         "confusion": K x K list (row = true class, column = predicted)}``.
     """
     if probabilities.dim() != 2 or probabilities.shape[0] != labels.shape[0]:
-        raise ValueError(f"expected (V, K) scores and (V,) labels, got {tuple(probabilities.shape)} and "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"expected (V, K) scores and (V,) labels, got {tuple(probabilities.shape)} and {tuple(labels.shape)}"
+        )
     num_classes = len(class_names)
     if probabilities.shape[1] != num_classes:
         raise ValueError(f"scores have {probabilities.shape[1]} classes but {num_classes} class names were given")

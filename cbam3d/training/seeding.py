@@ -12,7 +12,8 @@ Under DDP, Lightning wraps the sampler in its ``DistributedSamplerWrapper``, whi
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch

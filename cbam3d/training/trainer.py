@@ -51,8 +51,9 @@ def resolve_resume_checkpoint(config: TrainConfig) -> Path | None:
     else:
         path = Path(config.resume).expanduser()
     if not path.is_file():
-        raise UsageError(f"--resume: nothing to resume, {path} does not exist (was the run started with this "
-                         "--output?)")
+        raise UsageError(
+            f"--resume: nothing to resume, {path} does not exist (was the run started with this --output?)"
+        )
     return path
 
 
@@ -63,8 +64,10 @@ def _world(config: TrainConfig) -> tuple[int, int]:
         world = int(os.environ.get("WORLD_SIZE", local))
         devices, nodes = local, max(1, world // local)
         if config.devices not in (None, 1, devices) or config.num_nodes not in (None, 1, nodes):
-            raise UsageError(f"under torchrun (world size {world}, {local} per node) --devices must be {devices} "
-                             f"and --num-nodes {nodes}, or left out")
+            raise UsageError(
+                f"under torchrun (world size {world}, {local} per node) --devices must be {devices} "
+                f"and --num-nodes {nodes}, or left out"
+            )
         return devices, nodes
     return config.devices, config.num_nodes
 
@@ -99,11 +102,23 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
     devices, num_nodes = _world(config)
     distributed = devices * num_nodes > 1
     # every epoch: last.ckpt, overwritten (what --resume continues from); and the best by clip-level val top-1
-    last = ModelCheckpoint(dirpath=output / CHECKPOINT_DIR, filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
-                           monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
-    best = ModelCheckpoint(dirpath=output / CHECKPOINT_DIR, filename="best-epoch{epoch:03d}-top1{val_top1:.4f}",
-                           auto_insert_metric_name=False, monitor="val_top1", mode="max", save_top_k=1,
-                           every_n_epochs=1)
+    last = ModelCheckpoint(
+        dirpath=output / CHECKPOINT_DIR,
+        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
+    best = ModelCheckpoint(
+        dirpath=output / CHECKPOINT_DIR,
+        filename="best-epoch{epoch:03d}-top1{val_top1:.4f}",
+        auto_insert_metric_name=False,
+        monitor="val_top1",
+        mode="max",
+        save_top_k=1,
+        every_n_epochs=1,
+    )
     options: dict[str, Any] = dict(
         accelerator="gpu" if accelerator == "cuda" else "cpu",
         devices=devices,
@@ -131,12 +146,20 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     device = torch.device("cuda" if accelerator == "cuda" else "cpu")
     model, info = load_checkpoint(best, map_location=device)
     split = discover_split(root, "val", fold=config.fold, annotations=config.annotations)
-    dataset = checkpoint_eval_dataset(split.records, info["clip"], clips_per_video=config.eval_clips,
-                                      crops_per_clip=config.eval_crops)
+    dataset = checkpoint_eval_dataset(
+        split.records, info["clip"], clips_per_video=config.eval_clips, crops_per_clip=config.eval_crops
+    )
     precision = _precision(config, accelerator)
     autocast = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
-    scores = video_scores(model, dataset, num_videos=len(split.records), batch_size=config.batch_size,
-                          num_workers=config.num_workers, autocast_dtype=autocast, channels_last=device.type == "cuda")
+    scores = video_scores(
+        model,
+        dataset,
+        num_videos=len(split.records),
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        autocast_dtype=autocast,
+        channels_last=device.type == "cuda",
+    )
     report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report["skipped_clips"] = scores.skipped_clips
     return report
@@ -188,27 +211,51 @@ def train(config: TrainConfig) -> dict[str, Any]:
         rank_zero_info(f"data: the built-in demo set at {root}")
     else:
         root = config.data
-    data = VideoDataModule(root, annotations=config.annotations, fold=config.fold, frames=config.frames,
-                           sampling_rate=config.sampling_rate, size=config.size, batch_size=config.batch_size,
-                           num_workers=config.num_workers, horizontal_flip=config.horizontal_flip,
-                           train_scale=config.train_scale, seed=config.seed)
+    data = VideoDataModule(
+        root,
+        annotations=config.annotations,
+        fold=config.fold,
+        frames=config.frames,
+        sampling_rate=config.sampling_rate,
+        size=config.size,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        horizontal_flip=config.horizontal_flip,
+        train_scale=config.train_scale,
+        seed=config.seed,
+    )
     from cbam3d.data import KINETICS_MEAN, KINETICS_STD
 
-    model_spec = ModelSpec(config.model, None if config.attention == "none" else config.attention,
-                           dict(config.attention_kwargs), dict(config.model_options))
+    model_spec = ModelSpec(
+        config.model,
+        None if config.attention == "none" else config.attention,
+        dict(config.attention_kwargs),
+        dict(config.model_options),
+    )
     try:
         module = VideoClassifier(
             model_spec,
-            ClipSpec(config.frames, config.sampling_rate, config.size, tuple(KINETICS_MEAN), tuple(KINETICS_STD),
-                     eval_resize_for(config.size, config.train_scale)),
+            ClipSpec(
+                config.frames,
+                config.sampling_rate,
+                config.size,
+                tuple(KINETICS_MEAN),
+                tuple(KINETICS_STD),
+                eval_resize_for(config.size, config.train_scale),
+            ),
             data.class_names,
-            optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
-            warmup_epochs=config.warmup_epochs, label_smoothing=config.label_smoothing,
+            optimizer=config.optimizer,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            warmup_epochs=config.warmup_epochs,
+            label_smoothing=config.label_smoothing,
             config=config.to_dict(),
         )
     except (TypeError, ValueError) as error:  # an option the network or its attention does not take
-        raise UsageError(f"cannot build {config.model} with attention {config.attention}, options "
-                         f"{config.model_options} and attention options {config.attention_kwargs}: {error}") from error
+        raise UsageError(
+            f"cannot build {config.model} with attention {config.attention}, options "
+            f"{config.model_options} and attention options {config.attention_kwargs}: {error}"
+        ) from error
     if config.pretrained is not None and resume_from is None:
         try:
             rank_zero_info(load_pretrained(module.model, config.pretrained).summary())
@@ -250,7 +297,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "history": module.history,
     }
     atomic_write_json(metrics, output / "metrics.json")
-    rank_zero_info(f"video-level validation top-1 {100 * metrics['val_top1']:.1f}%, top-5 "
-                   f"{100 * metrics['val_top5']:.1f}% ({report['videos']} videos, {config.eval_clips} clips x "
-                   f"{config.eval_crops} crops); metrics in {output / 'metrics.json'}")
+    rank_zero_info(
+        f"video-level validation top-1 {100 * metrics['val_top1']:.1f}%, top-5 "
+        f"{100 * metrics['val_top5']:.1f}% ({report['videos']} videos, {config.eval_clips} clips x "
+        f"{config.eval_crops} crops); metrics in {output / 'metrics.json'}"
+    )
     return metrics

@@ -123,9 +123,7 @@ def save_grid(
     """
     num_frames = frames.shape[0]
     columns = np.unique(np.linspace(0, num_frames - 1, min(num_frames, max_columns)).round().astype(int))
-    rows = [("input", frames)] + [
-        (f"{o.label}\n[{o.low:.3g}, {o.high:.3g}]", o.images) for o in overlays
-    ]
+    rows = [("input", frames)] + [(f"{o.label}\n[{o.low:.3g}, {o.high:.3g}]", o.images) for o in overlays]
     cell = 1.3
     figure = Figure(figsize=(cell * len(columns) + 1.8, cell * len(rows) + 0.9), layout="constrained")
     axes = figure.subplots(len(rows), len(columns), squeeze=False)

@@ -148,8 +148,15 @@ def visualize_video(
     _check_drawing_options(top_k, animation_format, fps, alpha, cmap)
     video = Path(video)
     visual = read_visual_clip(
-        video, frames=clip.frames, size=clip.size, sampling_rate=clip.sampling_rate, mode=clip_mode,
-        mean=clip.mean, std=clip.std, eval_resize=clip.eval_resize, display_size=display_size,
+        video,
+        frames=clip.frames,
+        size=clip.size,
+        sampling_rate=clip.sampling_rate,
+        mode=clip_mode,
+        mean=clip.mean,
+        std=clip.std,
+        eval_resize=clip.eval_resize,
+        display_size=display_size,
     )
     logits, layers = _run(model, visual.input)
     names = list(class_names) if class_names is not None else [f"class {i}" for i in range(logits.numel())]
@@ -175,12 +182,18 @@ def visualize_video(
     summary = output / f"{stem}_attention.json"
     ranges = {layer.site: [overlay.low, overlay.high] for layer, overlay in zip(spatial_layers, overlays)}
     summary.write_text(json.dumps(_summary(video, predictions, visual.indices, layers, ranges), indent=2) + "\n")
-    return Visualization(animation, grid, temporal, summary, predictions, [layer.label for layer in layers],
-                         visual.indices)
+    return Visualization(
+        animation, grid, temporal, summary, predictions, [layer.label for layer in layers], visual.indices
+    )
 
 
-def _summary(video: Path, predictions: list[tuple[str, float]], indices: list[int], layers: list[LayerAttention],
-             ranges: dict[str, list[float]]) -> dict[str, Any]:
+def _summary(
+    video: Path,
+    predictions: list[tuple[str, float]],
+    indices: list[int],
+    layers: list[LayerAttention],
+    ranges: dict[str, list[float]],
+) -> dict[str, Any]:
     return {
         "video": str(video),
         "predictions": [{"class": name, "probability": p} for name, p in predictions],
@@ -199,7 +212,11 @@ def _summary(video: Path, predictions: list[tuple[str, float]], indices: list[in
 
 
 def visualize_checkpoint(
-    checkpoint: str | os.PathLike, video: str | os.PathLike, output: str | os.PathLike, *, device: str = "auto",
+    checkpoint: str | os.PathLike,
+    video: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    device: str = "auto",
     **options: Any,
 ) -> Visualization:
     """:func:`visualize_video` with the network, clip settings and class names of a training checkpoint.
