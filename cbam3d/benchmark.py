@@ -22,6 +22,7 @@ comparison is between two implementations of one block.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import statistics
@@ -34,9 +35,11 @@ from torch import nn
 
 from .bam import BAM
 from .cbam import CBAM
-from .channel import SE, ChannelGate
+from .channel import ChannelGate
+from .eca import ECA
 from .layers import ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL, BATCH_NORM, CONV
 from .models import create_model
+from .registry import attention_names, create_attention, get_attention
 from .spatial import SpatialGate
 
 
@@ -111,19 +114,38 @@ class NaiveBAM(nn.Module):
         return x * (1 + torch.sigmoid(mixed))
 
 
-def naive_like(module: nn.Module) -> nn.Module:
-    """The hand-written reference computing the same function as ``module`` (SE, CBAM or BAM), with a
-    copy of its weights (NaiveBAM shares them)."""
-    import copy
+class NaiveECA(nn.Module):
+    """Hand-written ECA: AdaptiveAvgPool -> view as (N, 1, C) -> Conv1d across channels -> sigmoid -> x * w."""
 
+    def __init__(self, eca: ECA) -> None:
+        super().__init__()
+        self.pool = ADAPTIVE_AVG_POOL[eca.dims](1)
+        self.conv = eca.conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.conv(self.pool(x).view(x.shape[0], 1, x.shape[1])).view(*x.shape[:2], *(1,) * (x.ndim - 2))
+        return x * torch.sigmoid(weights)
+
+
+def has_reference(module: nn.Module) -> bool:
+    """Whether :func:`naive_like` has a hand-written reference for ``module``."""
+    is_se = isinstance(module, ChannelGate) and module.pool_types == ("avg",)
+    return is_se or isinstance(module, (CBAM, BAM, ECA))
+
+
+def naive_like(module: nn.Module) -> nn.Module:
+    """The hand-written reference computing the same function as ``module`` (SE, CBAM, BAM or ECA), with
+    a copy of its weights (NaiveBAM shares them)."""
+    if not has_reference(module):
+        raise TypeError(f"no hand-written reference for {type(module).__name__}")
     module = copy.deepcopy(module)
     if isinstance(module, CBAM):
         return NaiveCBAM(module)
     if isinstance(module, BAM):
         return NaiveBAM(module)
-    if isinstance(module, ChannelGate) and module.pool_types == ("avg",):
-        return NaiveSE(module)
-    raise TypeError(f"no hand-written reference for {type(module).__name__}")
+    if isinstance(module, ECA):
+        return NaiveECA(module)
+    return NaiveSE(module)
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -250,8 +272,10 @@ def measure_case(
 
 
 def add_ratios(results: list[Result], baseline: str, label: str) -> None:
-    """Set ``ratios[label + ":speedup"]`` (baseline time / variant time, for the training step) and
-    ``ratios[label + ":saved"]`` (variant saved memory / baseline's) for every variant of the case."""
+    """Set, for every variant of the case, ``ratios[label + ":train_speedup"]`` and
+    ``ratios[label + ":forward_speedup"]`` (the baseline's time / the variant's, for the training step and
+    the forward pass) and ``ratios[label + ":saved"]`` (the variant's saved memory / the baseline's), where
+    both were measured."""
     reference = next((r for r in results if r.variant == baseline), None)
     if reference is None:
         return
@@ -265,9 +289,6 @@ def add_ratios(results: list[Result], baseline: str, label: str) -> None:
 
 
 # --- the cases -----------------------------------------------------------------------------------
-BLOCKS: dict[str, Callable[..., nn.Module]] = {"se": SE, "cbam": CBAM, "bam": BAM}
-
-
 def block_shape(shape_3d: Sequence[int], dims: int) -> tuple[int, ...]:
     """The input of a ``dims``-d block with as many elements as the 3D ``(N, C, T, H, W)``:
     frames folded into the batch for 2D, positions flattened for 1D."""
@@ -285,12 +306,14 @@ def block_results(
     kernel_size: int,
     autocast_dtype: torch.dtype | None = None,
 ) -> list[Result]:
-    """cbam3d's block against its hand-written reference (``naive`` variant)."""
+    """A registered attention (``name``) against its hand-written reference (``naive`` variant), where
+    one exists."""
     shape = block_shape(shape_3d, dims)
     kwargs = {"kernel_size": kernel_size} if name == "cbam" else {}
     torch.manual_seed(0)
-    ours = BLOCKS[name](shape[1], dims=dims, **kwargs)
-    variants = [Variant("naive", lambda: naive_like(ours)), Variant("cbam3d", lambda: ours)]
+    ours = create_attention(name, shape[1], dims, **kwargs)
+    variants = [Variant("naive", lambda: naive_like(ours))] if has_reference(ours) else []
+    variants.append(Variant("cbam3d", lambda: ours))
     label = f"{name} {dims}d" + (f" k={kernel_size}" if name == "cbam" else "")
     results = measure_case(label, variants, shape, device, repeats, warmup, autocast_dtype)
     add_ratios(results, "naive", "vs_naive")
@@ -303,7 +326,7 @@ def _network(model_name: str, attention=None, attention_kwargs=None) -> Callable
 
 def _naive_factory(name: str, kernel_size: int) -> Callable[[int, int], nn.Module]:
     kwargs = {"kernel_size": kernel_size} if name == "cbam" else {}
-    return lambda channels, dims: naive_like(BLOCKS[name](channels, dims=dims, **kwargs))
+    return lambda channels, dims: naive_like(create_attention(name, channels, dims, **kwargs))
 
 
 def model_results(
@@ -317,12 +340,12 @@ def model_results(
     autocast_dtype: torch.dtype | None = None,
 ) -> list[Result]:
     """A video network without attention, with cbam3d's attention and with the hand-written blocks
-    (SE and CBAM; BAM's stage placement takes no custom module)."""
+    (for the block attentions that have one; a custom module goes in every block, so not BAM)."""
     variants = [Variant("plain", _network(model_name))]
     for name in attention:
         kwargs = {"kernel_size": kernel_size} if name == "cbam" else None
         variants.append(Variant(name, _network(model_name, name, kwargs)))
-        if name in ("se", "cbam"):
+        if get_attention(name).placement == "block" and has_reference(create_attention(name, 8, 3)):
             variants.append(Variant(f"naive-{name}", _network(model_name, _naive_factory(name, kernel_size))))
     results = measure_case(model_name, variants, clip, device, repeats, warmup, autocast_dtype)
     add_ratios(results, "plain", "vs_plain")
@@ -370,9 +393,9 @@ class Settings:
 
     block_shapes: list[tuple[int, int, int, int, int]]
     dims: list[int] = field(default_factory=lambda: [1, 2, 3])
-    blocks: list[str] = field(default_factory=lambda: ["se", "cbam", "bam"])
+    blocks: list[str] = field(default_factory=lambda: list(attention_names()))
     models: list[str] = field(default_factory=lambda: ["r3d_18", "resnet3d-18", "resnet3d-50"])
-    model_attention: list[str] = field(default_factory=lambda: ["se", "cbam", "bam"])
+    model_attention: list[str] = field(default_factory=lambda: list(attention_names()))
     clip: tuple[int, int, int, int, int] = (2, 3, 8, 112, 112)
     repeats: int = 10
     model_repeats: int = 5

@@ -160,9 +160,7 @@ def get_attention(attention: AttentionSpec) -> AttentionType:
     )
 
 
-def create_attention(
-    attention: AttentionSpec, channels: int | None = None, dims: int = 2, **options: Any
-) -> nn.Module:
+def create_attention(attention: AttentionSpec, channels: int | None = None, dims: int = 2, **options: Any) -> nn.Module:
     """Build an attention module by name or builder.
 
     Args:

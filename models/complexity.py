@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cbam3d.registry import attention_names
+
 from .registry import create_model
 
 CLIP_SHAPE = (3, 16, 112, 112)
-ATTENTIONS: tuple[str | None, ...] = (None, "se", "cbam", "bam")
 TABLE_START = "<!-- model-table:start -->"
 TABLE_END = "<!-- model-table:end -->"
 
@@ -78,10 +79,11 @@ def measure(build: Callable[[], nn.Module], clip_shape: Sequence[int] = CLIP_SHA
 
 
 def measure_models(
-    names: Iterable[str], attentions: Iterable[str | None] = ATTENTIONS, clip_shape: Sequence[int] = CLIP_SHAPE
+    names: Iterable[str], attentions: Iterable[str | None] | None = None, clip_shape: Sequence[int] = CLIP_SHAPE
 ) -> dict[tuple[str, str | None], Complexity]:
-    """:func:`measure` for every model name x attention (built with :func:`models.create_model`)."""
-    attentions = tuple(attentions)
+    """:func:`measure` for every model name x attention (built with :func:`create_model`); ``attentions``
+    defaults to None (no attention) and every registered attention."""
+    attentions = (None, *attention_names()) if attentions is None else tuple(attentions)
     return {
         (name, attention): measure(functools.partial(create_model, name, attention=attention), clip_shape)
         for name in names

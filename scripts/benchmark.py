@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from cbam3d.benchmark import AMP_DTYPES, BLOCKS, PRESETS, markdown_table, run, to_json
+from cbam3d import attention_names
+from cbam3d.benchmark import AMP_DTYPES, PRESETS, markdown_table, run, to_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,9 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a block input shape (repeat for several); replaces the preset's",
     )
     parser.add_argument("--dims", type=int, nargs="+", choices=[1, 2, 3])
-    parser.add_argument("--blocks", nargs="+", choices=list(BLOCKS))
+    parser.add_argument("--blocks", nargs="+", choices=attention_names())
     parser.add_argument("--models", nargs="*", help="networks for models.create_model; none to skip them")
-    parser.add_argument("--model-attention", nargs="+", choices=list(BLOCKS))
+    parser.add_argument("--model-attention", nargs="+", choices=attention_names())
     parser.add_argument("--clip", type=int, nargs=5, metavar=("N", "C", "T", "H", "W"), help="the networks' input")
     parser.add_argument("--repeats", type=int, help="timed repeats per block variant (median reported)")
     parser.add_argument("--model-repeats", type=int, help="timed repeats per network variant; 0 measures memory only")

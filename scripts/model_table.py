@@ -14,15 +14,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cbam3d import attention_names
 from cbam3d.models import MODEL_NAMES
-from cbam3d.models.complexity import ATTENTIONS, CLIP_SHAPE, markdown_table, measure_models, replace_between_markers
+from cbam3d.models.complexity import CLIP_SHAPE, markdown_table, measure_models, replace_between_markers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES, metavar="NAME")
     parser.add_argument(
-        "--attention", nargs="+", default=[a or "none" for a in ATTENTIONS], choices=["none", "se", "cbam", "bam"]
+        "--attention", nargs="+", default=["none", *attention_names()], choices=["none", *attention_names()]
     )
     parser.add_argument("--frames", type=int, default=CLIP_SHAPE[1])
     parser.add_argument("--size", type=int, default=CLIP_SHAPE[2])

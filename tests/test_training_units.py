@@ -26,7 +26,7 @@ from cbam3d.training import (
 from cbam3d.training.atomic import atomic_torch_save, atomic_write
 from cbam3d.training.checkpoint import build_model, make_info
 from cbam3d.training.config import resolve_config
-from cbam3d.training.module import VideoClassifier, topk_correct
+from cbam3d.training.lightning import VideoClassifier, topk_correct
 from cbam3d.training.seeding import EpochSeededSampler, SeededItems
 
 TINY = ModelSpec("resnet3d-10", "cbam", {}, {"widen_factor": 0.125, "no_max_pool": True})

@@ -35,10 +35,6 @@ class VideoInfo:
     height: int
     width: int
 
-    @property
-    def duration_sec(self) -> float:
-        return self.num_frames / self.fps
-
 
 class VideoReader:
     """An open video file; use as a context manager.

@@ -1,16 +1,13 @@
 """Training, evaluation and prediction of video classifiers (the ``train`` extra: Lightning, matplotlib, ...).
 
-Public API::
+Two halves, visible in the layout:
 
-    from cbam3d.training import (
-        TrainConfig, train,             # train(TrainConfig(...)) -> metrics dict (scripts/train.py)
-        load_checkpoint,                # (path, map_location="cpu") -> (model in eval mode, info dict)
-        evaluate_checkpoint,            # video-level top-1/top-5, per-class accuracy, confusion matrix
-        predict_files,                  # top-k labels with probabilities for video files
-        VideoClassifier, VideoDataModule, AtomicCheckpointIO, load_pretrained,
-    )
+- this package: settings (:class:`TrainConfig`), checkpoint reading (:func:`load_checkpoint`), clips,
+  scoring, :func:`evaluate_checkpoint`, :func:`predict_files`, devices, pretrained weights; no Lightning;
+- :mod:`cbam3d.training.lightning`: the LightningModule, the DataModule and :func:`train`.
 
-Names are imported on first use, so ``load_checkpoint`` and ``predict_files`` do not import Lightning.
+``from cbam3d.training import train`` works too; the Lightning names are imported on first use, so
+evaluation and prediction do not import Lightning.
 """
 
 from __future__ import annotations
@@ -18,40 +15,41 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LOCATIONS = {
-    "TrainConfig": "config",
-    "UsageError": "config",
-    "train": "trainer",
-    "build_trainer": "trainer",
-    "load_checkpoint": "checkpoint",
-    "ModelSpec": "checkpoint",
-    "ClipSpec": "checkpoint",
-    "evaluate_checkpoint": "evaluate",
-    "predict_files": "predict",
-    "Prediction": "predict",
-    "VideoClassifier": "module",
-    "VideoDataModule": "datamodule",
-    "AtomicCheckpointIO": "checkpoint_io",
-    "load_pretrained": "pretrained",
-    "PretrainedReport": "pretrained",
-    "classification_report": "scoring",
-    "video_scores": "scoring",
-    "plot_training_curves": "plots",
-    "plot_confusion_matrix": "plots",
-    "warmup_cosine": "schedule",
-}
+from .checkpoint import ClipSpec, ModelSpec, load_checkpoint
+from .config import TrainConfig, UsageError
+from .evaluate import evaluate_checkpoint
+from .plots import plot_confusion_matrix, plot_training_curves
+from .predict import Prediction, predict_files
+from .pretrained import PretrainedReport, load_pretrained
+from .schedule import warmup_cosine
+from .scoring import classification_report, video_scores
 
-__all__ = sorted(_LOCATIONS)
+_LIGHTNING_NAMES = ("AtomicCheckpointIO", "VideoClassifier", "VideoDataModule", "build_trainer", "train")
+
+__all__ = [
+    "ClipSpec",
+    "ModelSpec",
+    "Prediction",
+    "PretrainedReport",
+    "TrainConfig",
+    "UsageError",
+    "classification_report",
+    "evaluate_checkpoint",
+    "load_checkpoint",
+    "load_pretrained",
+    "plot_confusion_matrix",
+    "plot_training_curves",
+    "predict_files",
+    "video_scores",
+    "warmup_cosine",
+    *_LIGHTNING_NAMES,
+]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LOCATIONS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cbam3d.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LOCATIONS))
+    # Lightning takes seconds to import: only the names of its half import it, on first use.
+    if name in _LIGHTNING_NAMES:
+        value = getattr(importlib.import_module(".lightning", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cbam3d.training' has no attribute {name!r}")

@@ -124,10 +124,19 @@ def read_checkpoint_info(checkpoint: dict[str, Any], path: str | os.PathLike = "
     return info
 
 
+def unwrap_model_keys(state: dict[str, torch.Tensor], *, keep_others: bool = False) -> dict[str, torch.Tensor]:
+    """``state`` with the LightningModule's ``model.`` prefix taken off its keys; keys without the prefix
+    are kept as they are with ``keep_others``, else dropped."""
+    return {
+        key.removeprefix(MODEL_PREFIX): value
+        for key, value in state.items()
+        if keep_others or key.startswith(MODEL_PREFIX)
+    }
+
+
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's weights in a training checkpoint, without the LightningModule's ``model.`` prefix."""
-    state = checkpoint.get("state_dict", checkpoint)
-    return {key[len(MODEL_PREFIX) :]: value for key, value in state.items() if key.startswith(MODEL_PREFIX)}
+    return unwrap_model_keys(checkpoint.get("state_dict", checkpoint))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -291,7 +291,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     """scripts/train.py: returns the exit status (2 with a one-line message on bad input)."""
     parser = train_parser()
     args = parser.parse_args(argv)
-    from .trainer import train
+    from .lightning import train
 
     try:
         metrics = train(config_from_args(args))

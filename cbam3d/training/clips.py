@@ -6,14 +6,12 @@ Needs no Lightning, so evaluation and prediction stay light.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch.utils.data import Dataset
 
-from .config import UsageError
+from cbam3d.data import VideoClipDataset, VideoSplit, discover_videos
 
-if TYPE_CHECKING:
-    from cbam3d.data import VideoSplit
+from .config import UsageError
 
 __all__ = ["checkpoint_eval_dataset", "discover_split", "eval_resize_for", "make_clip_dataset"]
 
@@ -23,7 +21,6 @@ def discover_split(root: Path, split: str, *, fold: int = 1, annotations: Path |
 
     The held-out validation part of folders without split lists keeps discover_videos' fixed default seed, so
     runs with different ``--seed`` values are compared on the same videos."""
-    from cbam3d.data import discover_videos
 
     try:
         return discover_videos(root, split, fold=fold, annotations=annotations)
@@ -51,7 +48,6 @@ def make_clip_dataset(
     short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along the long side
     (1: centre; 3: both ends and the centre).
     """
-    from cbam3d.data import VideoClipDataset
 
     if mode == "train":
         return VideoClipDataset(

@@ -18,9 +18,9 @@ def inference_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise ValueError(f"--device {name!r}: {error}") from error
+        raise ValueError(f"device {name!r}: {error}") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is available")
+        raise ValueError(f"device {name!r}: no CUDA device is available")
     return device
 
 

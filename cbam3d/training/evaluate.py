@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cbam3d.data import ensure_demo_dataset
+
 from .atomic import atomic_write_json
 from .checkpoint import load_checkpoint
 from .clips import checkpoint_eval_dataset, discover_split
@@ -68,8 +70,6 @@ def evaluate_checkpoint(
         if trained.get("data"):
             root = Path(trained["data"])
         else:
-            from cbam3d.data import ensure_demo_dataset
-
             per_class = trained.get("demo_videos") or GENERAL_DEFAULTS["demo_videos"]
             root = Path(ensure_demo_dataset(train_per_class=per_class))
     else:

@@ -16,10 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from cbam3d.data import VideoRecord
+
 from .checkpoint import load_checkpoint
 from .clips import checkpoint_eval_dataset
 from .devices import inference_autocast_dtype, inference_device
-from .scoring import predict_clip_scores
+from .scoring import format_predictions, predict_clip_scores
 
 __all__ = ["Prediction", "predict_files"]
 
@@ -42,13 +44,12 @@ class Prediction:
         """``path: name 97.1%, name 1.2%, ...`` or ``path: could not be read (...)``."""
         if self.error is not None:
             return f"{self.path}: could not be read ({self.error})"
-        return f"{self.path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in self.top)
+        return f"{self.path}: {format_predictions(self.top)}"
 
 
 def _predict_one(
     model: nn.Module, info: dict[str, Any], path: Path, *, topk: int, clips: int, autocast_dtype: torch.dtype | None
 ) -> Prediction:
-    from cbam3d.data import VideoRecord
 
     if not path.is_file():
         return Prediction(path, error="no such file")

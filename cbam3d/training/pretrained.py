@@ -26,7 +26,7 @@ from torch import nn
 from cbam3d.models import from_torchvision
 from cbam3d.models.inflate import inflatable, inflate_tensor
 
-from .checkpoint import MODEL_PREFIX, _torch_load
+from .checkpoint import _torch_load, model_state_dict, unwrap_model_keys
 
 __all__ = ["PretrainedReport", "load_pretrained"]
 
@@ -72,19 +72,17 @@ class PretrainedReport:
 
 def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
     if isinstance(obj, dict) and "cbam3d" in obj and "state_dict" in obj:
-        state = {k[len(MODEL_PREFIX) :]: v for k, v in obj["state_dict"].items() if k.startswith(MODEL_PREFIX)}
-        return state, "cbam3d checkpoint"
+        return model_state_dict(obj), "cbam3d checkpoint"
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(
-            f"--pretrained {path}: no state dict found (expected a dict of tensors, bare or under "
+            f"pretrained weights {path}: no state dict found (expected a dict of tensors, bare or under "
             "'state_dict' or 'model')"
         )
-    state = {k[len(MODEL_PREFIX) :] if k.startswith(MODEL_PREFIX) else k: v for k, v in obj.items()}
-    return state, "state dict"
+    return unwrap_model_keys(obj, keep_others=True), "state dict"
 
 
 def _inflate_2d(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
@@ -117,7 +115,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> PretrainedRepo
         try:
             state, source = from_torchvision(state), "torchvision video ResNet"
         except ValueError as error:
-            raise ValueError(f"--pretrained {path}: {error}") from error
+            raise ValueError(f"pretrained weights {path}: {error}") from error
     elif (inflated := _inflate_2d(state, own)) is not None:
         state, source = inflated, "2D weights, inflated"
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -132,7 +130,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> PretrainedRepo
     )
     if not usable:
         raise ValueError(
-            f"--pretrained {path}: none of its {len(state)} weights fits the network "
+            f"pretrained weights {path}: none of its {len(state)} weights fits the network "
             f"(first keys: {', '.join(list(state)[:3])})"
         )
     model.load_state_dict(usable, strict=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["VideoScores", "classification_report", "predict_clip_scores", "video_scores"]
+from cbam3d.data import collate_clips
+
+__all__ = ["VideoScores", "classification_report", "format_predictions", "predict_clip_scores", "video_scores"]
+
+
+def format_predictions(predictions: Sequence[tuple[str, float]]) -> str:
+    """Top-k ``(name, probability)`` pairs as ``"clap 62.1%, wave 20.3%"``."""
+    return ", ".join(f"{name} {100 * p:.1f}%" for name, p in predictions)
 
 
 @dataclass
@@ -73,7 +81,6 @@ def video_scores(
         autocast_dtype: e.g. ``torch.bfloat16`` on a GPU; None for full precision.
         channels_last: convert the network and its inputs to ``channels_last_3d`` (cuDNN's fastest layout).
     """
-    from cbam3d.data import collate_clips
 
     model.eval()
     if channels_last:

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cbam3d.data import VideoDecodeError
+
 __all__ = ["main", "parser"]
 
 
@@ -59,7 +61,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a usage error, as argparse does)."""
     arguments = parser().parse_args(argv)
-    from cbam3d.data import VideoDecodeError
 
     from .visualize import format_predictions, visualize_checkpoint
 

@@ -16,6 +16,7 @@ from torch import nn
 from cbam3d.hooks import capture_attention
 from cbam3d.layers import check_positive_int
 from cbam3d.training.checkpoint import ClipSpec
+from cbam3d.training.scoring import format_predictions
 
 from .animation import ANIMATION_FORMATS, write_animation
 from .clip import VisualClip, read_visual_clip
@@ -53,11 +54,6 @@ def top_predictions(logits: torch.Tensor, class_names: Sequence[str], k: int) ->
     probabilities = torch.softmax(logits.float(), dim=0)
     values, indices = probabilities.topk(min(k, probabilities.numel()))
     return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
-
-
-def format_predictions(predictions: Sequence[tuple[str, float]]) -> str:
-    """``"clap 62.1%, wave 20.3%"``."""
-    return ", ".join(f"{name} {100 * p:.1f}%" for name, p in predictions)
 
 
 def _model_device(model: nn.Module) -> torch.device:

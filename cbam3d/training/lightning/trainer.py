@@ -15,16 +15,19 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
-from .atomic import atomic_write_json
-from .checkpoint import ClipSpec, ModelSpec, _torch_load, load_checkpoint, read_checkpoint_info
+from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ensure_demo_dataset
+
+from ..atomic import atomic_write_json
+from ..checkpoint import ClipSpec, ModelSpec, _torch_load, load_checkpoint, read_checkpoint_info
+from ..clips import checkpoint_eval_dataset, discover_split, eval_resize_for
+from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, resolve_config
+from ..devices import inference_autocast_dtype
+from ..plots import plot_training_curves
+from ..pretrained import load_pretrained
+from ..scoring import classification_report, video_scores
 from .checkpoint_io import AtomicCheckpointIO
-from .clips import checkpoint_eval_dataset, discover_split, eval_resize_for
-from .config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, resolve_config
 from .datamodule import VideoDataModule
 from .module import VideoClassifier
-from .plots import plot_training_curves
-from .pretrained import load_pretrained
-from .scoring import classification_report, video_scores
 
 __all__ = ["build_trainer", "resolve_resume_checkpoint", "train"]
 
@@ -85,9 +88,8 @@ def _accelerator(config: TrainConfig) -> str:
 def _precision(config: TrainConfig, accelerator: str) -> str:
     if config.precision != "auto":
         return config.precision
-    if accelerator == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+    mixed = {torch.bfloat16: "bf16-mixed", torch.float16: "16-mixed", None: "32-true"}
+    return mixed[inference_autocast_dtype(torch.device(accelerator))]
 
 
 def _cpu_count() -> int:
@@ -205,8 +207,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     if config.data is None:
-        from cbam3d.data import ensure_demo_dataset
-
         root = Path(ensure_demo_dataset(train_per_class=config.demo_videos))
         rank_zero_info(f"data: the built-in demo set at {root}")
     else:
@@ -224,7 +224,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         train_scale=config.train_scale,
         seed=config.seed,
     )
-    from cbam3d.data import KINETICS_MEAN, KINETICS_STD
 
     model_spec = ModelSpec(
         config.model,

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import ClipSpec, ModelSpec, build_model, make_info
-from .schedule import warmup_cosine
+from ..checkpoint import ClipSpec, ModelSpec, build_model, make_info
+from ..schedule import warmup_cosine
 
 __all__ = ["VideoClassifier", "topk_correct"]
 

@@ -8,9 +8,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .clips import discover_split, eval_resize_for, make_clip_dataset
-from .config import UsageError
-from .seeding import EpochSeededSampler, SeededItems
+from cbam3d.data import collate_clips
+
+from ..clips import discover_split, eval_resize_for, make_clip_dataset
+from ..config import UsageError
+from ..seeding import EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]
 
@@ -86,7 +88,6 @@ class VideoDataModule(L.LightningDataModule):
         return self.trainer.current_epoch if self.trainer is not None else 0
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
-        from cbam3d.data import collate_clips
 
         sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch) if train else None
         return DataLoader(
