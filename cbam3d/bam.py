@@ -7,7 +7,7 @@ from torch import nn
 
 from .base import AttentionModule
 from .functional import bam_scale, mix_logits
-from .layers import BATCH_NORM, CONV, check_positive_int, hidden_channels, spatial_axes
+from .layers import BATCH_NORM, CONV, channel_map, check_positive_int, hidden_channels, spatial_axes
 from .registry import register_attention
 
 COMBINES: tuple[str, ...] = ("sum", "product")
@@ -41,7 +41,11 @@ class BAMChannelGate(AttentionModule):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> Mc, (N, C, 1, ...), before any sigmoid."""
         self.prepare_input(x)
-        logits = self.mlp(x.mean(dim=spatial_axes(x))).reshape(*x.shape[:2], *(1,) * self.dims)
+        return self.logits_unchecked(x)
+
+    def logits_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`logits` for an ``x`` already checked, with the gate built (for :class:`BAM`)."""
+        logits = channel_map(self.mlp(x.mean(dim=spatial_axes(x))), self.dims)
         self.report_logits(logits)
         return logits
 
@@ -94,6 +98,10 @@ class BAMSpatialGate(AttentionModule):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> Ms, (N, 1, *spatial), before any sigmoid."""
         self.prepare_input(x)
+        return self.logits_unchecked(x)
+
+    def logits_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`logits` for an ``x`` already checked, with the gate built (for :class:`BAM`)."""
         logits = self.project(self.dilated(self.reduce(x)))
         self.report_logits(logits)
         return logits
@@ -149,18 +157,24 @@ class BAM(AttentionModule):
     def _weights(self, channel: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
         return 1 + torch.sigmoid(mix_logits(channel, spatial, self.combine))
 
+    def _branch_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Mc, Ms) before any sigmoid, ``x`` checked once here for both branches (built lazily in turn)."""
+        self.check_input(x)
+        self.channel_gate.build_lazy(x)
+        channel = self.channel_gate.logits_unchecked(x)
+        self.spatial_gate.build_lazy(x)
+        return channel, self.spatial_gate.logits_unchecked(x)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> the factor the input is multiplied by, ``1 + sigmoid(...)``, same shape."""
-        self.prepare_input(x)
-        weights = self._weights(self.channel_gate.logits(x), self.spatial_gate.logits(x))
+        weights = self._weights(*self._branch_logits(x))
         self.report_map(weights)
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x * attention(x)`` as a fused Function that keeps x and the two branch outputs, not the
         input-sized factor; the factor is computed for map hooks only when one is registered."""
-        self.prepare_input(x)
-        channel, spatial = self.channel_gate.logits(x), self.spatial_gate.logits(x)
+        channel, spatial = self._branch_logits(x)
         if self._map_hooks:
             self.report_map(self._weights(channel, spatial))
         return bam_scale(x, channel, spatial, self.combine)

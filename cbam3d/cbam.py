@@ -9,6 +9,7 @@ import torch
 from .base import AttentionModule
 from .channel import ChannelGate
 from .functional import cbam
+from .layers import channel_map
 from .registry import register_attention
 from .spatial import SpatialGate, make_spatial_gate
 
@@ -67,26 +68,29 @@ class CBAM(AttentionModule):
         return self.channel_gate.channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x is checked once here; the gates' unchecked paths (same maps, same hooks) do not check it again.
         self.check_input(x)
-        if self.spatial_gate is None:
-            return self.channel_gate(x)
+        channel, spatial = self.channel_gate, self.spatial_gate
+        channel.build_lazy(x)
+        if spatial is None:
+            return channel.forward_unchecked(x)
         if self.gate_order == "channel_spatial":
-            if isinstance(self.spatial_gate, SpatialGate):
+            if isinstance(spatial, SpatialGate):
                 return self._fused_forward(x)
-            return self.spatial_gate(self.channel_gate(x))
+            return spatial.forward_unchecked(channel.forward_unchecked(x))
         if self.gate_order == "spatial_channel":
-            return self.channel_gate(self.spatial_gate(x))
-        return x * self.channel_gate.attention(x) * self.spatial_gate.attention(x)
+            return channel.forward_unchecked(spatial.forward_unchecked(x))
+        return x * channel.attention_unchecked(x) * spatial.attention_unchecked(x)
 
     def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The whole block as one autograd Function that recomputes ``x * Mc`` in backward instead of
-        keeping it (:func:`cbam3d.functional.cbam`); both gates' map hooks see their maps."""
+        keeping it (:func:`cbam3d.functional.cbam`); both gates' map hooks see their maps. ``x`` is
+        checked and the channel gate built (by :meth:`forward`)."""
         channel, spatial = self.channel_gate, self.spatial_gate
-        channel.build_lazy(x)  # CBAM.forward checked x
         out, channel_weights, spatial_weights = cbam(
-            x, channel.pool_types, channel.mlp_parameters(), *spatial.function_arguments()
+            x, channel.pool_types, channel.mlp_parameters(), spatial.function_arguments()
         )
-        channel.report_map(channel._as_map(channel_weights))
+        channel.report_map(channel_map(channel_weights, self.dims))
         spatial.report_map(spatial_weights)
         return out
 

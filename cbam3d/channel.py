@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .base import AttentionModule
-from .functional import channel_gate, channel_weights
-from .layers import check_positive_int, hidden_channels
+from .functional import MLPParameters, channel_gate, channel_weights
+from .layers import channel_map, check_positive_int, hidden_channels
 from .pooling import check_pool_types, global_pool
 from .registry import register_attention
 
@@ -67,25 +67,31 @@ class ChannelGate(AttentionModule):
         pooled = torch.cat([global_pool(x, pool_type) for pool_type in self.pool_types])
         return self.mlp(pooled).unflatten(0, (len(self.pool_types), x.shape[0])).sum(dim=0)
 
-    def mlp_parameters(self) -> tuple[torch.Tensor, ...]:
+    def mlp_parameters(self) -> MLPParameters:
         """(w1, b1, w2, b2) of the MLP, as :mod:`cbam3d.functional` takes them."""
         first, last = self.mlp[0], self.mlp[2]
-        return first.weight, first.bias, last.weight, last.bias
-
-    def _as_map(self, weights: torch.Tensor) -> torch.Tensor:
-        return weights.reshape(*weights.shape, *(1,) * self.dims)
+        return MLPParameters(first.weight, first.bias, last.weight, last.bias)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> channel weights (N, C, 1, ...) in (0, 1)."""
         self.prepare_input(x)
-        weights = self._as_map(channel_weights(x, self.pool_types, *self.mlp_parameters()))
-        self.report_map(weights)
-        return weights
+        return self.attention_unchecked(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.prepare_input(x)
-        out, weights = channel_gate(x, self.pool_types, *self.mlp_parameters())
-        self.report_map(self._as_map(weights))
+        return self.forward_unchecked(x)
+
+    def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`attention` for an ``x`` already checked, with the gate built (for a block that checks
+        its input once)."""
+        weights = channel_map(channel_weights(x, self.pool_types, self.mlp_parameters()), self.dims)
+        self.report_map(weights)
+        return weights
+
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for an ``x`` already checked, with the gate built."""
+        out, weights = channel_gate(x, self.pool_types, self.mlp_parameters())
+        self.report_map(channel_map(weights, self.dims))
         return out
 
     def extra_repr(self) -> str:

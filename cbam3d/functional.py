@@ -27,15 +27,64 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .layers import spatial_axes
+from .layers import channel_map, spatial_axes
 from .pooling import channel_max_mean, global_pool
 
 CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class MLPParameters(NamedTuple):
+    """The channel gate's MLP, ``Linear(w1, b1) -> ReLU -> Linear(w2, b2)``."""
+
+    w1: torch.Tensor
+    b1: torch.Tensor
+    w2: torch.Tensor
+    b2: torch.Tensor
+
+
+class SpatialGateParameters(NamedTuple):
+    """The spatial gate's conv weight (1, 2, *kernel) (odd kernel, stride 1, 'same' padding, no bias), its
+    single-channel BatchNorm's weight and bias (1,), and the BatchNorm settings of this call as
+    ``nn.BatchNorm.forward`` passes them to ``F.batch_norm``: running_mean, running_var (1,) or None;
+    bn_training (use batch statistics); momentum (the running statistics' update factor, used when
+    bn_training and they are given); eps."""
+
+    conv_weight: torch.Tensor
+    bn_weight: torch.Tensor
+    bn_bias: torch.Tensor
+    running_mean: torch.Tensor | None
+    running_var: torch.Tensor | None
+    bn_training: bool
+    momentum: float
+    eps: float
+
+
+class _ChannelSaved(NamedTuple):
+    """What the channel gate's backward needs besides x, all (P, N, C)-sized or smaller."""
+
+    pooled: torch.Tensor
+    hidden: torch.Tensor
+    weights: torch.Tensor
+    w1: torch.Tensor
+    w2: torch.Tensor
+
+
+class _SpatialSaved(NamedTuple):
+    """What the spatial gate's backward needs besides x and the channel map, all (N, 1, *spatial) or smaller."""
+
+    channel_max: torch.Tensor
+    conv_out: torch.Tensor
+    conv_weight: torch.Tensor
+    bn_weight: torch.Tensor
+    bn_bias: torch.Tensor
+    mean: torch.Tensor
+    variance: torch.Tensor
 
 
 def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
@@ -43,11 +92,6 @@ def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     if torch.amp.is_autocast_available(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
-
-
-def _as_channel_map(weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(N, C) -> (N, C, 1, ...) broadcastable to ``like``, in its dtype."""
-    return weights.to(like.dtype).reshape(*weights.shape, *(1,) * (like.ndim - 2))
 
 
 def _equal_as_float(x: torch.Tensor, maxima: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,8 +122,8 @@ def _input_gradient(
     """``grad_x`` of the channel gate: the gradient of every global pool from the gradient of its (N, C)
     output, added in place to ``grad_x`` (the product's share ``grad_y * Mc``, a tensor of our own) or to
     zeros when it is None; ``scratch`` is a free input-sized buffer for the max pool's mask."""
-    grads = {pool_type: _as_channel_map(grad, x) for pool_type, grad in zip(pool_types, grad_pooled)}
-    results = {pool_type: _as_channel_map(value, x) for pool_type, value in zip(pool_types, pooled)}
+    grads = {pool_type: channel_map(grad.to(x.dtype), x.ndim - 2) for pool_type, grad in zip(pool_types, grad_pooled)}
+    results = {pool_type: channel_map(value.to(x.dtype), x.ndim - 2) for pool_type, value in zip(pool_types, pooled)}
     if grad_x is None:
         grad_x = torch.zeros_like(x)
     if "avg" in grads:
@@ -95,18 +139,21 @@ def _input_gradient(
     return grad_x
 
 
-def _channel_weights_forward(x: torch.Tensor, pool_types, w1, b1, w2, b2) -> tuple[torch.Tensor, tuple]:
+def _channel_weights_forward(
+    x: torch.Tensor, pool_types: Sequence[str], mlp: MLPParameters
+) -> tuple[torch.Tensor, _ChannelSaved]:
     """Mc as (N, C) in the parameters' dtype, and the (N, C)-sized tensors its backward needs."""
+    w1, b1, w2, b2 = mlp
     with _autocast_off(x.device.type):
         pooled = torch.stack([global_pool(x, pool_type) for pool_type in pool_types])
         hidden = torch.relu(F.linear(pooled.to(w1.dtype), w1, b1))
         weights = torch.sigmoid(F.linear(hidden, w2, b2).sum(dim=0))
-    return weights, (pooled, hidden, weights, w1, w2)
+    return weights, _ChannelSaved(pooled, hidden, weights, w1, w2)
 
 
 def _channel_weights_backward(
     x: torch.Tensor,
-    saved: Sequence[torch.Tensor],
+    saved: _ChannelSaved,
     pool_types: Sequence[str],
     grad_weights: torch.Tensor,
     grad_x: torch.Tensor | None,
@@ -114,7 +161,7 @@ def _channel_weights_backward(
 ) -> tuple[torch.Tensor, ...]:
     """Gradients of (x, w1, b1, w2, b2) from the gradient of Mc (N, C); ``grad_x`` is the share of the
     product ``x * Mc`` when there is one (``grad_y * Mc``), to which the pools' shares are added in place."""
-    pooled, hidden, weights, w1, w2 = saved
+    pooled, hidden, weights, w1, w2 = saved.pooled, saved.hidden, saved.weights, saved.w1, saved.w2
     grad_logits = torch.ops.aten.sigmoid_backward(grad_weights.to(weights.dtype), weights)
     grad_w2 = grad_logits.t() @ hidden.sum(dim=0)
     grad_b2 = grad_logits.sum(dim=0) * len(pool_types)
@@ -134,7 +181,7 @@ class ChannelWeightsFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, pool_types, w1, b1, w2, b2):
-        weights, saved = _channel_weights_forward(x, pool_types, w1, b1, w2, b2)
+        weights, saved = _channel_weights_forward(x, pool_types, MLPParameters(w1, b1, w2, b2))
         ctx.pool_types = pool_types
         ctx.save_for_backward(x, *saved)
         return weights
@@ -142,7 +189,8 @@ class ChannelWeightsFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_weights):
-        x, *saved = ctx.saved_tensors
+        x, *rest = ctx.saved_tensors
+        saved = _ChannelSaved(*rest)
         grad_x, *grad_params = _channel_weights_backward(x, saved, ctx.pool_types, grad_weights, None)
         return grad_x, None, *grad_params
 
@@ -154,40 +202,40 @@ class ChannelGateFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, pool_types, w1, b1, w2, b2):
-        weights, saved = _channel_weights_forward(x, pool_types, w1, b1, w2, b2)
+        weights, saved = _channel_weights_forward(x, pool_types, MLPParameters(w1, b1, w2, b2))
         ctx.pool_types = pool_types
         ctx.save_for_backward(x, *saved)
         ctx.mark_non_differentiable(weights)
-        return x * _as_channel_map(weights, x), weights
+        return x * channel_map(weights.to(x.dtype), x.ndim - 2), weights
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, _grad_weights):
-        x, *saved = ctx.saved_tensors
-        weights_map = _as_channel_map(saved[2], x)
+        x, *rest = ctx.saved_tensors
+        saved = _ChannelSaved(*rest)
+        weights_map = channel_map(saved.weights.to(x.dtype), x.ndim - 2)
         grad_weights = _sum_over_positions(grad_out, x)
         grad_x = grad_out * weights_map
         grad_x, *grad_params = _channel_weights_backward(x, saved, ctx.pool_types, grad_weights, grad_x)
         return grad_x, None, *grad_params
 
 
-def channel_gate(
-    x: torch.Tensor, pool_types: Sequence[str], w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C, *spatial) -> (``x * Mc``, Mc as (N, C)); Mc is not differentiable (it is for map hooks)."""
-    return ChannelGateFunction.apply(x, tuple(pool_types), w1, b1, w2, b2)
+def channel_gate(x: torch.Tensor, pool_types: Sequence[str], mlp: MLPParameters) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C, *spatial) -> (``x * Mc``, Mc as (N, C)); Mc is not differentiable (it is for map hooks).
+
+    ``mlp`` is an :class:`MLPParameters`.
+    """
+    return ChannelGateFunction.apply(x, tuple(pool_types), *mlp)
 
 
-def channel_weights(
-    x: torch.Tensor, pool_types: Sequence[str], w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
-) -> torch.Tensor:
-    """(N, C, *spatial) -> Mc, (N, C), differentiable."""
-    return ChannelWeightsFunction.apply(x, tuple(pool_types), w1, b1, w2, b2)
+def channel_weights(x: torch.Tensor, pool_types: Sequence[str], mlp: MLPParameters) -> torch.Tensor:
+    """(N, C, *spatial) -> Mc, (N, C), differentiable; ``mlp`` as for :func:`channel_gate`."""
+    return ChannelWeightsFunction.apply(x, tuple(pool_types), *mlp)
 
 
 # --- the spatial gate: x * Mc -> [max_c; mean_c] -> conv -> BN -> sigmoid -> scale -----------------------
-def _scale(x: torch.Tensor, channel_map: torch.Tensor | None) -> torch.Tensor:
-    return x if channel_map is None else x * channel_map
+def _scale(x: torch.Tensor, weights_map: torch.Tensor | None) -> torch.Tensor:
+    return x if weights_map is None else x * weights_map
 
 
 def _same_padding(weight: torch.Tensor) -> list[int]:
@@ -221,12 +269,13 @@ def _conv_weight_grad(grad_out: torch.Tensor, inputs: torch.Tensor, weight: torc
 
 
 def _spatial_gate_forward(
-    x, channel_map, conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
-):
-    """``(y * Ms(y), Ms, saved)`` for ``y = x * channel_map`` (``y = x`` when the map is None); ``saved``
+    x: torch.Tensor, weights_map: torch.Tensor | None, spatial: SpatialGateParameters
+) -> tuple[torch.Tensor, torch.Tensor, _SpatialSaved]:
+    """``(y * Ms(y), Ms, saved)`` for ``y = x * weights_map`` (``y = x`` when the map is None); ``saved``
     is what :func:`_spatial_gate_backward` needs besides x and the map, all (N, 1, *spatial) or smaller."""
+    conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps = spatial
     with _autocast_off(x.device.type):
-        y = _scale(x, channel_map)
+        y = _scale(x, weights_map)
         descriptor = channel_max_mean(y).to(conv_weight.dtype)
         conv_out = CONV_FUNCTIONS[x.ndim - 2](descriptor, conv_weight, padding=_same_padding(conv_weight))
         if bn_training:
@@ -236,23 +285,31 @@ def _spatial_gate_forward(
         spatial_weights = torch.sigmoid(
             F.batch_norm(conv_out, running_mean, running_var, bn_weight, bn_bias, bn_training, momentum, eps)
         )
-        out = y.mul_(spatial_weights.to(y.dtype)) if channel_map is not None else x * spatial_weights.to(x.dtype)
+        out = y.mul_(spatial_weights.to(y.dtype)) if weights_map is not None else x * spatial_weights.to(x.dtype)
     channel_max = descriptor[:, :1].clone()  # the channel mean is recomputed in backward
-    return out, spatial_weights, (channel_max, conv_out, conv_weight, bn_weight, bn_bias, mean, variance)
+    return out, spatial_weights, _SpatialSaved(channel_max, conv_out, conv_weight, bn_weight, bn_bias, mean, variance)
 
 
-def _spatial_gate_backward(grad_out, x, channel_map, saved, eps, bn_training):
-    """Gradients of (y, conv weight, BN weight, BN bias), recomputing ``y = x * channel_map``; then a
+def _spatial_gate_backward(grad_out, x, weights_map, saved: _SpatialSaved, eps, bn_training):
+    """Gradients of (y, conv weight, BN weight, BN bias), recomputing ``y = x * weights_map``; then a
     free input-sized buffer for the caller to reuse."""
-    channel_max, conv_out, conv_weight, bn_weight, bn_bias, mean, variance = saved
+    channel_max, conv_out, conv_weight, bn_weight, bn_bias, mean, variance = (
+        saved.channel_max,
+        saved.conv_out,
+        saved.conv_weight,
+        saved.bn_weight,
+        saved.bn_bias,
+        saved.mean,
+        saved.variance,
+    )
     # The small (N, 1, *spatial) chain, in few ops (each costs a thread hand-off on a busy CPU): Ms from
     # the saved conv output and the statistics the forward normalized it with, then BN and conv backward.
     spatial_weights = torch.sigmoid(F.batch_norm(conv_out, mean, variance, bn_weight, bn_bias, False, 0.0, eps))
     # y and then grad_out * y are recomputed into one buffer (when y is not x itself), which ends as grad_y.
-    y = _scale(x, channel_map)
+    y = _scale(x, weights_map)
     descriptor = torch.cat([channel_max, y.mean(dim=1, keepdim=True).to(channel_max.dtype)], dim=1)
     is_max = _equal_as_float(y, channel_max.to(y.dtype))
-    buffer = y.mul_(grad_out) if channel_map is not None else grad_out * y
+    buffer = y.mul_(grad_out) if weights_map is not None else grad_out * y
     grad_logits = torch.ops.aten.sigmoid_backward(buffer.sum(dim=1, keepdim=True).to(conv_out.dtype), spatial_weights)
     # (running mean, running var, batch mean, batch 1/std); eval mode reads the first two, and gets the
     # same values in the last two for implementations that read those.
@@ -278,17 +335,16 @@ class SpatialGateFunction(torch.autograd.Function):
     input. The channel-wise max keeps no index: its gradient is recomputed from the saved maxima (ties
     split evenly); the channel mean is recomputed too.
 
-    Args (of ``apply``): x (N, C, *spatial); the conv weight (1, 2, *kernel), odd kernel, stride 1, 'same'
-    padding, no bias; the BatchNorm's weight and bias (1,); running_mean, running_var (1,) or None;
-    bn_training (batch statistics); momentum (the running statistics' update factor, used when
-    bn_training and they are given); eps.
+    Args (of ``apply``): x (N, C, *spatial), then the fields of :class:`SpatialGateParameters` in order
+    (passed loose, so that autograd tracks the tensors).
     """
 
     @staticmethod
     def forward(ctx, x, conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps):
-        out, spatial_weights, saved = _spatial_gate_forward(
-            x, None, conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
+        spatial = SpatialGateParameters(
+            conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
         )
+        out, spatial_weights, saved = _spatial_gate_forward(x, None, spatial)
         ctx.eps, ctx.bn_training = eps, bn_training
         ctx.save_for_backward(x, *saved)
         ctx.mark_non_differentiable(spatial_weights)
@@ -297,9 +353,12 @@ class SpatialGateFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, _grad_spatial_weights):
-        x, *saved = ctx.saved_tensors
-        *grads, _free = _spatial_gate_backward(grad_out, x, None, saved, ctx.eps, ctx.bn_training)
-        return *grads, None, None, None, None, None
+        x, *rest = ctx.saved_tensors
+        saved = _SpatialSaved(*rest)
+        grad_x, grad_conv_weight, grad_bn_weight, grad_bn_bias, _free = _spatial_gate_backward(
+            grad_out, x, None, saved, ctx.eps, ctx.bn_training
+        )
+        return grad_x, grad_conv_weight, grad_bn_weight, grad_bn_bias, None, None, None, None, None
 
 
 class CBAMFunction(torch.autograd.Function):
@@ -312,8 +371,8 @@ class CBAMFunction(torch.autograd.Function):
     backward builds ``grad_x`` in two input-sized passes after the spatial gate's (one more for each pool
     type other than avg).
 
-    Args (of ``apply``): x, pool_types, the MLP's w1, b1, w2, b2, then the arguments of
-    :class:`SpatialGateFunction` after x.
+    Args (of ``apply``): x, pool_types, the fields of :class:`MLPParameters`, then those of
+    :class:`SpatialGateParameters` (passed loose, so that autograd tracks the tensors).
     """
 
     @staticmethod
@@ -334,19 +393,13 @@ class CBAMFunction(torch.autograd.Function):
         momentum,
         eps,
     ):
-        channel_weights, channel_saved = _channel_weights_forward(x, pool_types, w1, b1, w2, b2)
-        out, spatial_weights, spatial_saved = _spatial_gate_forward(
-            x,
-            _as_channel_map(channel_weights, x),
-            conv_weight,
-            bn_weight,
-            bn_bias,
-            running_mean,
-            running_var,
-            bn_training,
-            momentum,
-            eps,
+        mlp = MLPParameters(w1, b1, w2, b2)
+        spatial = SpatialGateParameters(
+            conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
         )
+        channel_weights, channel_saved = _channel_weights_forward(x, pool_types, mlp)
+        weights_map = channel_map(channel_weights.to(x.dtype), x.ndim - 2)
+        out, spatial_weights, spatial_saved = _spatial_gate_forward(x, weights_map, spatial)
         ctx.pool_types, ctx.eps, ctx.bn_training = pool_types, eps, bn_training
         ctx.save_for_backward(x, *channel_saved, *spatial_saved)
         ctx.mark_non_differentiable(channel_weights, spatial_weights)
@@ -355,64 +408,36 @@ class CBAMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, _grad_channel_weights, _grad_spatial_weights):
-        x, *saved = ctx.saved_tensors
-        channel_saved, spatial_saved = saved[:5], saved[5:]
-        channel_map = _as_channel_map(channel_saved[2], x)
-        grad_y, *spatial_grads, free = _spatial_gate_backward(
-            grad_out, x, channel_map, spatial_saved, ctx.eps, ctx.bn_training
+        x, *rest = ctx.saved_tensors
+        split = len(_ChannelSaved._fields)
+        channel_saved, spatial_saved = _ChannelSaved(*rest[:split]), _SpatialSaved(*rest[split:])
+        weights_map = channel_map(channel_saved.weights.to(x.dtype), x.ndim - 2)
+        grad_y, grad_conv_weight, grad_bn_weight, grad_bn_bias, free = _spatial_gate_backward(
+            grad_out, x, weights_map, spatial_saved, ctx.eps, ctx.bn_training
         )
         grad_channel_weights = _sum_over_positions(grad_y, x)
-        grad_x = grad_y.mul_(channel_map)
-        grad_x, *channel_grads = _channel_weights_backward(
+        grad_x = grad_y.mul_(weights_map)
+        grad_x, grad_w1, grad_b1, grad_w2, grad_b2 = _channel_weights_backward(
             x, channel_saved, ctx.pool_types, grad_channel_weights, grad_x, scratch=free
         )
-        return grad_x, None, *channel_grads, *spatial_grads, None, None, None, None, None
+        grad_mlp = (grad_w1, grad_b1, grad_w2, grad_b2)
+        grad_spatial = (grad_conv_weight, grad_bn_weight, grad_bn_bias)
+        return grad_x, None, *grad_mlp, *grad_spatial, None, None, None, None, None
 
 
-def spatial_gate(
-    x: torch.Tensor,
-    conv_weight: torch.Tensor,
-    bn_weight: torch.Tensor,
-    bn_bias: torch.Tensor,
-    running_mean: torch.Tensor | None,
-    running_var: torch.Tensor | None,
-    bn_training: bool,
-    momentum: float,
-    eps: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x * Ms(x), Ms)`` (see :class:`SpatialGateFunction`)."""
-    return SpatialGateFunction.apply(
-        x, conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
-    )
+def spatial_gate(x: torch.Tensor, spatial: SpatialGateParameters) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x * Ms(x), Ms)`` (see :class:`SpatialGateFunction`) for the gate's :class:`SpatialGateParameters`."""
+    return SpatialGateFunction.apply(x, *spatial)
 
 
 def cbam(
     x: torch.Tensor,
     pool_types: Sequence[str],
-    mlp: Sequence[torch.Tensor],
-    conv_weight: torch.Tensor,
-    bn_weight: torch.Tensor,
-    bn_bias: torch.Tensor,
-    running_mean: torch.Tensor | None,
-    running_var: torch.Tensor | None,
-    bn_training: bool,
-    momentum: float,
-    eps: float,
+    mlp: MLPParameters,
+    spatial: SpatialGateParameters,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(y * Ms(y), Mc, Ms)`` for ``y = x * Mc(x)``; ``mlp`` is (w1, b1, w2, b2) (see :class:`CBAMFunction`)."""
-    return CBAMFunction.apply(
-        x,
-        tuple(pool_types),
-        *mlp,
-        conv_weight,
-        bn_weight,
-        bn_bias,
-        running_mean,
-        running_var,
-        bn_training,
-        momentum,
-        eps,
-    )
+    """``(y * Ms(y), Mc, Ms)`` for ``y = x * Mc(x)`` (see :class:`CBAMFunction`)."""
+    return CBAMFunction.apply(x, tuple(pool_types), *mlp, *spatial)
 
 
 # --- BAM: x * (1 + sigmoid(Mc (+|*) Ms)) ----------------------------------------------------------------

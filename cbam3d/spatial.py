@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .base import AttentionModule
-from .functional import spatial_gate
+from .functional import SpatialGateParameters, spatial_gate
 from .layers import BATCH_NORM, CONV, check_dims, odd_kernel
 from .pooling import channel_max_mean
 
@@ -81,18 +81,28 @@ class SpatialGate(AttentionModule):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> one weight per position (N, 1, *spatial) in (0, 1)."""
         self.prepare_input(x)
+        return self.attention_unchecked(x)
+
+    def function_arguments(self) -> SpatialGateParameters:
+        """The parameters and BatchNorm settings :func:`cbam3d.functional.spatial_gate` takes after x,
+        for this call (in training mode this counts the batch in ``bn.num_batches_tracked``)."""
+        return SpatialGateParameters(
+            self.conv.weight, self.bn.weight, self.bn.bias, *_batch_norm_arguments(self.bn), self.bn.eps
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.prepare_input(x)
+        return self.forward_unchecked(x)
+
+    def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`attention` for an ``x`` already checked (for a block that checks its input once)."""
         weights = torch.sigmoid(self.logits(x))
         self.report_map(weights)
         return weights
 
-    def function_arguments(self) -> tuple:
-        """The parameters and BatchNorm settings :func:`cbam3d.functional.spatial_gate` takes after x,
-        for this call (in training mode this counts the batch in ``bn.num_batches_tracked``)."""
-        return (self.conv.weight, self.bn.weight, self.bn.bias, *_batch_norm_arguments(self.bn), self.bn.eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.prepare_input(x)
-        out, weights = spatial_gate(x, *self.function_arguments())
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for an ``x`` already checked."""
+        out, weights = spatial_gate(x, self.function_arguments())
         self.report_map(weights)
         return out
 
@@ -129,12 +139,20 @@ class TemporalGate(AttentionModule):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> per-frame weights (N, 1, T, 1, 1) in (0, 1)."""
         self.prepare_input(x)
+        return self.attention_unchecked(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
+    def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`attention` for an ``x`` already checked."""
         weights = torch.sigmoid(self.logits(x))[..., None, None]
         self.report_map(weights)
         return weights
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for an ``x`` already checked."""
+        return x * self.attention_unchecked(x)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -169,6 +187,17 @@ class FactorizedSpatialGate(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(self.temporal(x))
+
+    def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`attention` for an ``x`` already checked (the two gates do not check it again)."""
+        temporal = self.temporal.attention_unchecked(x)
+        weights = temporal * self.spatial.attention_unchecked(x * temporal)
+        self.report_map(weights)
+        return weights
+
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for an ``x`` already checked."""
+        return self.spatial.forward_unchecked(self.temporal.forward_unchecked(x))
 
 
 def _framewise_kernel(kernel_size: int | Sequence[int] | None) -> tuple[int, int, int]:

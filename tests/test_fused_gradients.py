@@ -5,7 +5,15 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from cbam3d.functional import bam_scale, cbam, channel_gate, channel_weights, spatial_gate
+from cbam3d.functional import (
+    MLPParameters,
+    SpatialGateParameters,
+    bam_scale,
+    cbam,
+    channel_gate,
+    channel_weights,
+    spatial_gate,
+)
 
 SHAPES = {1: (2, 4, 5), 2: (2, 4, 3, 3), 3: (2, 4, 2, 3, 2)}
 POOLS = ("avg", "max", "lp", "lse")
@@ -54,15 +62,18 @@ def bn_arguments(training):
 @pytest.mark.parametrize("pool_types", [("avg",), ("avg", "max"), POOLS], ids=["se", "cbam", "all-pools"])
 def test_channel_gate_and_channel_weights_pass_gradcheck(dims, pool_types):
     x, params = distinct(SHAPES[dims]), mlp_parameters(SHAPES[dims][1])
-    assert gradcheck(lambda x, *p: channel_gate(x, pool_types, *p)[0], (x, *params))
-    assert gradcheck(lambda x, *p: channel_weights(x, pool_types, *p), (x, *params))
+    assert gradcheck(lambda x, *p: channel_gate(x, pool_types, MLPParameters(*p))[0], (x, *params))
+    assert gradcheck(lambda x, *p: channel_weights(x, pool_types, MLPParameters(*p)), (x, *params))
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("training", [True, False], ids=["batch-stats", "running-stats"])
 def test_spatial_gate_passes_gradcheck(dims, training):
     x = distinct(SHAPES[dims])
-    assert gradcheck(lambda *a: spatial_gate(*a, *bn_arguments(training))[0], (x, *spatial_parameters(dims)))
+    assert gradcheck(
+        lambda x, *p: spatial_gate(x, SpatialGateParameters(*p, *bn_arguments(training)))[0],
+        (x, *spatial_parameters(dims)),
+    )
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -72,7 +83,9 @@ def test_whole_cbam_function_passes_gradcheck(dims, training, pool_types):
     x, mlp = distinct(SHAPES[dims]), mlp_parameters(SHAPES[dims][1])
 
     def block(x, *params):
-        return cbam(x, pool_types, params[:4], *params[4:], *bn_arguments(training))[0]
+        return cbam(
+            x, pool_types, MLPParameters(*params[:4]), SpatialGateParameters(*params[4:], *bn_arguments(training))
+        )[0]
 
     assert gradcheck(block, (x, *mlp, *spatial_parameters(dims)))
 
@@ -115,7 +128,7 @@ def test_gradcheck_holds_at_two_way_ties_of_the_channel_max(dims):
     x = with_channel_ties(dims)
     assert (x.detach() == x.detach().amax(dim=1, keepdim=True)).sum(dim=1).max() == 2
     parameters = [p.detach() for p in spatial_parameters(dims)]
-    assert gradcheck(lambda x: spatial_gate(x, *parameters, *bn_arguments(True))[0], (x,))
+    assert gradcheck(lambda x: spatial_gate(x, SpatialGateParameters(*parameters, *bn_arguments(True)))[0], (x,))
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -123,7 +136,7 @@ def test_gradcheck_holds_at_two_way_ties_of_the_global_max(dims):
     x = with_position_ties(dims)
     assert (x.detach().flatten(2) == x.detach().flatten(2).amax(dim=2, keepdim=True)).sum(dim=2).min() == 2
     params = [p.detach() for p in mlp_parameters(SHAPES[dims][1])]
-    assert gradcheck(lambda x: channel_gate(x, ("max",), *params)[0], (x,))
+    assert gradcheck(lambda x: channel_gate(x, ("max",), MLPParameters(*params))[0], (x,))
 
 
 def test_channel_max_gradient_is_split_evenly_among_any_number_of_ties():
@@ -135,7 +148,7 @@ def test_channel_max_gradient_is_split_evenly_among_any_number_of_ties():
     conv[0, 0, 0] = 1.0  # conv output = channel max; BN with fixed statistics, weight 1, bias 0
     bn = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
     running = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    out, spatial_map = spatial_gate(x, conv, *bn, *running, False, 0.1, 0.0)
+    out, spatial_map = spatial_gate(x, SpatialGateParameters(conv, *bn, *running, False, 0.1, 0.0))
     grad = torch.autograd.grad(out.sum(), x)[0]
     ms = spatial_map.detach()  # (1, 1, 2); Ms = sigmoid(channel max)
     ties = (x.detach() == x.detach().amax(dim=1, keepdim=True)).double()
@@ -151,7 +164,7 @@ def test_global_max_gradient_is_split_evenly_among_any_number_of_ties():
     gets 1/k of the gradient of its channel's maximum, 0 elsewhere; torch.amax follows the same rule."""
     x = torch.tensor([[[0.5, 0.1, 0.5, 0.5, 0.0], [0.2, 0.7, 0.7, -0.3, 0.1]]], dtype=torch.float64, requires_grad=True)
     params = [p.detach() for p in mlp_parameters(2)]
-    grad = torch.autograd.grad(channel_weights(x, ("max",), *params).sum(), x)[0]
+    grad = torch.autograd.grad(channel_weights(x, ("max",), MLPParameters(*params)).sum(), x)[0]
     # The same chain with the pool written as torch.amax, differentiated by autograd.
     reference_x = x.detach().requires_grad_()
     w1, b1, w2, b2 = params
