@@ -100,7 +100,6 @@ class ResidualBlock(nn.Module):
         self.downsample = make_shortcut(in_planes, out_planes, stride, dims, shortcut_type)
         self.attention = attention(out_planes, dims) if attention is not None else None
         self.chain = tuple(chain)
-        self.out_channels = out_planes
 
     def forward(self, x: Tensor) -> Tensor:
         out = x

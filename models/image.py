@@ -23,18 +23,19 @@ IMAGE_DEPTHS = (18, 34, 50, 101)
 
 def resnet2d(
     depth: int,
-    attention: AttentionSpec | None = None,
+    *,
     num_classes: int = 1000,
+    attention: AttentionSpec | None = None,
     attention_kwargs: Mapping[str, Any] | None = None,
 ) -> ResNet:
     """ImageNet ResNet-18/34/50/101 with the CBAM / BAM / SE placement of the papers.
 
     Args:
         depth: 18, 34, 50 or 101.
+        num_classes: outputs of ``fc``.
         attention: None; ``"cbam"`` (CBAM, reduction 16, in every block before the residual add);
             ``"se"`` (SE-ResNet: SE at the same place); ``"bam"`` (BAM after layer1, layer2, layer3);
             or a callable ``(channels, dims) -> nn.Module`` placed like CBAM.
-        num_classes: outputs of ``fc``.
         attention_kwargs: passed to the attention module. The released ResNet50+BAM checkpoint needs
             ``{"combine": "product"}``.
 

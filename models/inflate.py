@@ -3,7 +3,7 @@
 Every 3D tensor whose 2D counterpart (same name) has one dimension less is inflated along time: a 2D
 kernel ``(C_out, C_in, k, k)`` becomes ``(C_out, C_in, kt, k, k)``. Tensors of equal shape (BatchNorm,
 Linear, CBAM's channel MLP, BAM's BatchNorm1d) are copied. Names must match, which they do between
-``models.resnet2d(d, attention)`` and ``models.resnet3d(d, attention)`` (and torchvision's 2D
+``models.resnet2d(d, attention=...)`` and ``models.resnet3d(d, attention=...)`` (and torchvision's 2D
 ``resnet18`` and this package's ``r3d_18`` / ``mc3_18``).
 
 Modes and the identical-frames property (a clip whose frames all equal one image):
@@ -67,9 +67,9 @@ def inflate(
     """Load ``state_dict_2d`` into ``model_3d``, inflating conv kernels over time; returns ``model_3d``.
 
     Args:
-        state_dict_2d: weights of the 2D network (e.g. ``resnet2d(50, "cbam").state_dict()`` or
+        state_dict_2d: weights of the 2D network (e.g. ``resnet2d(50, attention="cbam").state_dict()`` or
             ``cbam3d.from_official(checkpoint)``).
-        model_3d: the 3D network with the same parameter names (e.g. ``resnet3d(50, "cbam")``).
+        model_3d: the 3D network with the same parameter names (e.g. ``resnet3d(50, attention="cbam")``).
         mode: ``"centre"`` or ``"repeat"``; see the module docstring for when the 3D network then
             reproduces the 2D one on a clip of identical frames.
         exclude: name prefixes to leave as ``model_3d`` has them and to ignore in ``state_dict_2d``,

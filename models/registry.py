@@ -24,6 +24,7 @@ MODEL_NAMES: tuple[str, ...] = tuple(f"{family}-{depth}" for family in _FAMILIES
 
 def create_model(
     name: str,
+    *,
     num_classes: int = 400,
     attention: AttentionSpec | None = None,
     attention_kwargs: Mapping[str, Any] | None = None,
@@ -44,5 +45,7 @@ def create_model(
         return _TORCHVISION[name](num_classes=num_classes, attention=attention, attention_kwargs=attention_kwargs)
     if name in MODEL_NAMES:
         family, depth = name.split("-")
-        return _FAMILIES[family](int(depth), attention, num_classes, attention_kwargs, **options)
+        return _FAMILIES[family](
+            int(depth), num_classes=num_classes, attention=attention, attention_kwargs=attention_kwargs, **options
+        )
     raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")

@@ -74,10 +74,10 @@ def _family(
 
 def resnet3d(
     depth: int,
-    attention: AttentionSpec | None = None,
-    num_classes: int = 400,
-    attention_kwargs: Mapping[str, Any] | None = None,
     *,
+    num_classes: int = 400,
+    attention: AttentionSpec | None = None,
+    attention_kwargs: Mapping[str, Any] | None = None,
     conv1_t_size: int = 7,
     conv1_t_stride: int = 1,
     no_max_pool: bool = False,
@@ -89,9 +89,9 @@ def resnet3d(
 
     Args:
         depth: 10, 18, 34 (basic blocks) or 50, 101, 152, 200 (bottlenecks, expansion 4).
+        num_classes: outputs of the classifier ``fc``.
         attention: None, ``"se"``, ``"cbam"`` (in every block, before the residual add), ``"bam"``
             (after stages 1-3) or a callable ``(channels, dims) -> nn.Module`` (in every block).
-        num_classes: outputs of the classifier ``fc``.
         attention_kwargs: passed to the attention module, e.g. ``{"kernel_size": (3, 7, 7)}``.
         conv1_t_size: temporal kernel of the 7 x 7 stem conv.
         conv1_t_stride: temporal stride of the stem conv.
@@ -110,10 +110,10 @@ def resnet3d(
 
 def r2plus1d(
     depth: int,
-    attention: AttentionSpec | None = None,
-    num_classes: int = 400,
-    attention_kwargs: Mapping[str, Any] | None = None,
     *,
+    num_classes: int = 400,
+    attention: AttentionSpec | None = None,
+    attention_kwargs: Mapping[str, Any] | None = None,
     conv1_t_size: int = 7,
     conv1_t_stride: int = 1,
     no_max_pool: bool = False,
@@ -162,7 +162,7 @@ def _torchvision_video(
 
 
 def r3d_18(
-    num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
+    *, num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
     """torchvision's ``r3d_18`` (18-layer R3D, 3 x 3 x 3 convs), with optional attention.
 
@@ -174,14 +174,14 @@ def r3d_18(
 
 
 def mc3_18(
-    num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
+    *, num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
     """torchvision's ``mc3_18``: 3 x 3 x 3 convs in stage 1, frame-wise 1 x 3 x 3 convs in stages 2-4."""
     return _torchvision_video((conv3x3x3,) + (conv1x3x3,) * 3, False, attention, num_classes, attention_kwargs)
 
 
 def r2plus1d_18(
-    num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
+    *, num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
     """torchvision's ``r2plus1d_18``: (2+1)D convs with torchvision's mid widths (45-channel stem mid)."""
     return _torchvision_video((conv2plus1d,) * 4, True, attention, num_classes, attention_kwargs)

@@ -1,7 +1,139 @@
-"""Shared test settings."""
+"""Shared test settings and fixtures: ``randomize`` and the tiny training run (``make_tiny_dataset``, ``tiny_run``)."""
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
+from torch import nn
+
+from cbam3d.layers import BATCH_NORM
 
 # The suite's tensors are tiny: one thread avoids the cost of spreading each small op over cores that
 # other processes (CI runners, DataLoader workers) are using.
 torch.set_num_threads(1)
+
+_NORMS = tuple(BATCH_NORM.values())
+
+
+@torch.no_grad()
+def randomize_(model: nn.Module, seed: int = 0, std: float = 0.1) -> nn.Module:
+    """Give every BatchNorm and every constant-initialised parameter random values, in place.
+
+    Default initialisations hide mistakes in equivalence checks between networks: a BatchNorm with its
+    default statistics is the identity in eval mode, a gate whose BN weight is 0 is constant, zero biases
+    hide a swapped bias. After this call BatchNorm weights and running variances lie in [0.5, 1.5],
+    BatchNorm biases and running means are N(0, std), and every other parameter that held a single
+    repeated value (biases, zeroed weights) is N(0, std). Parameters already initialised at random are
+    kept. Returns ``model``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform_(t: torch.Tensor) -> None:
+        t.copy_(torch.rand(t.shape, generator=generator) + 0.5)
+
+    def normal_(t: torch.Tensor) -> None:
+        t.copy_(torch.randn(t.shape, generator=generator) * std)
+
+    norm_params = set()
+    for module in model.modules():
+        if isinstance(module, _NORMS):
+            uniform_(module.weight)
+            normal_(module.bias)
+            normal_(module.running_mean)
+            uniform_(module.running_var)
+            norm_params.update((id(module.weight), id(module.bias)))
+    for param in model.parameters():
+        if id(param) not in norm_params and torch.all(param == param.flatten()[0]):
+            normal_(param)
+    return model
+
+
+@pytest.fixture
+def randomize() -> Callable[..., nn.Module]:
+    """:func:`randomize_`: ``randomize(model, seed=0, std=0.1)`` randomises ``model`` in place and returns it."""
+    return randomize_
+
+
+# --- the tiny training run: two classes told apart by the direction of motion only ---------------------
+TINY_CLASSES = ("move_left", "move_right")
+TINY_VIDEOS_PER_CLASS = 6
+
+
+def moving_square(direction: int, rng: np.random.Generator, frames: int = 8, size: int = 32) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of a 6-pixel square moving 2 px per frame left (-1) or right (+1)."""
+    video = rng.integers(0, 40, size=(frames, size, size, 3), dtype=np.uint8)
+    x, y = rng.integers(0, size), rng.integers(4, size - 10)
+    for t in range(frames):
+        left = (x + 2 * direction * t) % (size - 6)
+        video[t, y : y + 6, left : left + 6] = 230
+    return video
+
+
+def _make_tiny_dataset(root: Path) -> Path:
+    """A folder per class, no split lists (so a seeded held-out validation part), not flip-safe."""
+    # PyAV is needed only by the tests that train; the others run without it.
+    write_video = pytest.importorskip("cbam3d.data.encoding").write_video
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(TINY_CLASSES):
+        (root / name).mkdir(parents=True)
+        for index in range(TINY_VIDEOS_PER_CLASS):
+            write_video(root / name / f"{name}_{index}.mp4", moving_square(2 * label - 1, rng), fps=8)
+    (root / "cbam3d_dataset.json").write_text(json.dumps({"flip_safe": False}))
+    return root
+
+
+_TINY_RUN = (
+    "--model",
+    "resnet3d-10",
+    "--model-option",
+    "widen_factor=0.125",
+    "--model-option",
+    "no_max_pool=True",
+    "--attention",
+    "cbam",
+    "--frames",
+    "4",
+    "--sampling-rate",
+    "2",
+    "--size",
+    "32",
+    "--batch-size",
+    "4",
+    "--num-workers",
+    "0",
+    "--threads",
+    "1",
+    "--eval-clips",
+    "2",
+    "--eval-crops",
+    "1",
+    "--lr",
+    "0.01",
+    "--optimizer",
+    "adamw",
+    "--warmup-epochs",
+    "0.5",
+    "--seed",
+    "3",
+)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_dataset() -> Callable[[Path], Path]:
+    """``make_tiny_dataset(root) -> root``: 6 videos per class of :data:`TINY_CLASSES`, 32x32, 8 frames."""
+    return _make_tiny_dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_classes() -> tuple[str, ...]:
+    """The class names of :func:`make_tiny_dataset`'s videos."""
+    return TINY_CLASSES
+
+
+@pytest.fixture(scope="session")
+def tiny_run() -> list[str]:
+    """The training flags of a run that takes seconds on a CPU (a 1/8-wide resnet3d-10 with CBAM)."""
+    return list(_TINY_RUN)

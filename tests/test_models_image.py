@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from cbam3d import BAM, CBAM, SE, from_official, models
-from cbam3d.models.testing import randomize_
 
 
 class OfficialChannelGate(nn.Module):
@@ -207,10 +206,10 @@ def test_resnet50_parameter_counts_match_the_papers(attention, expected):
     "depth, attention, kwargs",
     [(18, None, None), (18, "cbam", None), (50, "cbam", None), (50, "bam", {"combine": "product"})],
 )
-def test_official_checkpoint_loads_strictly_and_gives_the_same_logits(depth, attention, kwargs):
+def test_official_checkpoint_loads_strictly_and_gives_the_same_logits(depth, attention, kwargs, randomize):
     """A released-style checkpoint ({"state_dict": ...} with "module." keys) of the official network, with
     random weights, loads strictly through cbam3d.from_official and reproduces the official logits."""
-    official = randomize_(OfficialResNet(depth, {"cbam": "CBAM", "bam": "BAM"}.get(attention)), seed=depth).eval()
+    official = randomize(OfficialResNet(depth, {"cbam": "CBAM", "bam": "BAM"}.get(attention)), seed=depth).eval()
     checkpoint = {"epoch": 90, "state_dict": {f"module.{k}": v for k, v in official.state_dict().items()}}
     ours = models.resnet2d(depth, attention=attention, attention_kwargs=kwargs).eval()
     ours.load_state_dict(from_official(checkpoint), strict=True)

@@ -11,7 +11,6 @@ from torchvision.models import video as tv_video
 from cbam3d import BAM, CBAM, SE, models
 from cbam3d.models.blocks import Bottleneck, ZeroPadShortcut
 from cbam3d.models.convs import factorised_width
-from cbam3d.models.testing import randomize_
 
 TV_NAMES = ("r3d_18", "mc3_18", "r2plus1d_18")
 
@@ -21,9 +20,9 @@ def clip(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", TV_NAMES)
-def test_torchvision_weights_load_strictly_and_give_identical_logits(name):
+def test_torchvision_weights_load_strictly_and_give_identical_logits(name, randomize):
     """from_torchvision(tv.state_dict()) loads strictly and reproduces torchvision's logits."""
-    reference = randomize_(getattr(tv_video, name)(num_classes=7), seed=3).eval()
+    reference = randomize(getattr(tv_video, name)(num_classes=7), seed=3).eval()
     ours = getattr(models, name)(num_classes=7).eval()
     ours.load_state_dict(models.from_torchvision(reference.state_dict()), strict=True)
     x = clip(2, 3, 2, 16, 16)
@@ -65,9 +64,9 @@ def test_from_torchvision_rejects_other_architectures():
         models.from_torchvision([("stem.0.weight", torch.zeros(1))])
 
 
-def test_resnet3d_with_torchvision_stem_is_r3d_18():
+def test_resnet3d_with_torchvision_stem_is_r3d_18(randomize):
     """resnet3d(18) with a 3x7x7 stem and no max pool is exactly torchvision's r3d_18 (same tensors, same logits)."""
-    reference = randomize_(models.r3d_18(), seed=5).eval()
+    reference = randomize(models.r3d_18(), seed=5).eval()
     family = models.resnet3d(18, conv1_t_size=3, no_max_pool=True).eval()
     family.load_state_dict(reference.state_dict(), strict=True)
     x = clip(1, 3, 2, 16, 16)
@@ -170,7 +169,9 @@ def test_cbam_and_se_sit_in_every_block_and_bam_after_stages_1_to_3(builder):
         for name, kind in (("cbam", CBAM), ("se", SE)):
             model = builder(attention=name)
             blocks = [b for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for b in layer]
-            assert all(isinstance(b.attention, kind) and b.attention.channels == b.out_channels for b in blocks)
+            out_channels = [getattr(b, b.chain[-1][1]).num_features for b in blocks]  # the branch's last BN
+            assert all(isinstance(b.attention, kind) for b in blocks)
+            assert [b.attention.channels for b in blocks] == out_channels
             assert (model.bam1, model.bam2, model.bam3) == (None, None, None)
         model = builder(attention="bam")
         expansion = 4 if isinstance(model.layer1[0], Bottleneck) else 1

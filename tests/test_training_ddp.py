@@ -14,8 +14,6 @@ import pytest
 pytest.importorskip("lightning")
 pytest.importorskip("av")
 
-from test_training_run import TINY_RUN, make_tiny_dataset
-
 REPO = Path(__file__).resolve().parents[1]
 
 DRIVER = textwrap.dedent('''
@@ -45,7 +43,9 @@ DRIVER = textwrap.dedent('''
 ''')
 
 
-def test_two_cpu_processes_under_torchrun_split_the_videos_and_write_one_set_of_outputs(tmp_path):
+def test_two_cpu_processes_under_torchrun_split_the_videos_and_write_one_set_of_outputs(
+    tmp_path, make_tiny_dataset, tiny_run
+):
     data = make_tiny_dataset(tmp_path / "data")
     (tmp_path / "driver.py").write_text(DRIVER)
     output = tmp_path / "run"
@@ -66,7 +66,7 @@ def test_two_cpu_processes_under_torchrun_split_the_videos_and_write_one_set_of_
         "1",
         "--accelerator",
         "cpu",
-        *TINY_RUN,
+        *tiny_run,
     ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)

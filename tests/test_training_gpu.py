@@ -8,15 +8,13 @@ import torch
 L = pytest.importorskip("lightning")
 pytest.importorskip("av")
 
-from test_training_run import TINY_RUN, make_tiny_dataset  # noqa: E402
-
 from cbam3d.training import train  # noqa: E402
 from cbam3d.training.cli import config_from_args, train_parser  # noqa: E402
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_path):
+def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_path, make_tiny_dataset, tiny_run):
     seen = {}
 
     class Probe(L.Callback):
@@ -28,7 +26,7 @@ def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_
 
     data = make_tiny_dataset(tmp_path / "data")
     config = config_from_args(
-        train_parser().parse_args(["--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *TINY_RUN])
+        train_parser().parse_args(["--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *tiny_run])
     )
     config.callbacks = [Probe()]
     metrics = train(config)

@@ -10,7 +10,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,7 +17,6 @@ L = pytest.importorskip("lightning")
 pytest.importorskip("av")
 
 from cbam3d.data import discover_videos  # noqa: E402
-from cbam3d.data.encoding import write_video  # noqa: E402
 from cbam3d.training import (  # noqa: E402
     load_checkpoint,
     train,
@@ -26,65 +24,6 @@ from cbam3d.training import (  # noqa: E402
 from cbam3d.training.cli import config_from_args, evaluate_main, predict_main, train_main, train_parser  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CLASSES = ("move_left", "move_right")
-VIDEOS_PER_CLASS = 6
-
-
-def moving_square(direction: int, rng: np.random.Generator, frames: int = 8, size: int = 32) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames of a 6-pixel square moving 2 px per frame left (-1) or right (+1)."""
-    video = rng.integers(0, 40, size=(frames, size, size, 3), dtype=np.uint8)
-    x, y = rng.integers(0, size), rng.integers(4, size - 10)
-    for t in range(frames):
-        left = (x + 2 * direction * t) % (size - 6)
-        video[t, y : y + 6, left : left + 6] = 230
-    return video
-
-
-def make_tiny_dataset(root: Path) -> Path:
-    """A folder per class, no split lists (so a seeded held-out validation part), not flip-safe."""
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for index in range(VIDEOS_PER_CLASS):
-            write_video(root / name / f"{name}_{index}.mp4", moving_square(2 * label - 1, rng), fps=8)
-    (root / "cbam3d_dataset.json").write_text(json.dumps({"flip_safe": False}))
-    return root
-
-
-TINY_RUN = [
-    "--model",
-    "resnet3d-10",
-    "--model-option",
-    "widen_factor=0.125",
-    "--model-option",
-    "no_max_pool=True",
-    "--attention",
-    "cbam",
-    "--frames",
-    "4",
-    "--sampling-rate",
-    "2",
-    "--size",
-    "32",
-    "--batch-size",
-    "4",
-    "--num-workers",
-    "0",
-    "--threads",
-    "1",
-    "--eval-clips",
-    "2",
-    "--eval-crops",
-    "1",
-    "--lr",
-    "0.01",
-    "--optimizer",
-    "adamw",
-    "--warmup-epochs",
-    "0.5",
-    "--seed",
-    "3",
-]
 
 
 def read_json(path: Path) -> dict:
@@ -106,13 +45,13 @@ class CrashInSecondEpoch(L.Callback):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
+def run(tmp_path_factory, make_tiny_dataset, tiny_run) -> dict:
     """Four tiny runs: 1 epoch then ``--resume`` to 2 (extended); 2 epochs crashed in the second and resumed;
     2 epochs straight."""
     base = tmp_path_factory.mktemp("training")
     data = make_tiny_dataset(base / "data")
     output = base / "run"
-    assert train_main(["--data", str(data), "--output", str(output), "--epochs", "1", *TINY_RUN]) == 0
+    assert train_main(["--data", str(data), "--output", str(output), "--epochs", "1", *tiny_run]) == 0
     first = read_json(output / "metrics.json")
     first_last = torch.load(output / "checkpoints" / "last.ckpt", weights_only=True)
     # --resume takes the data set, network, clips and optimisation from the checkpoint
@@ -121,7 +60,7 @@ def run(tmp_path_factory) -> dict:
 
     crashed = base / "crashed"
     config = config_from_args(
-        train_parser().parse_args(["--data", str(data), "--output", str(crashed), "--epochs", "2", *TINY_RUN])
+        train_parser().parse_args(["--data", str(data), "--output", str(crashed), "--epochs", "2", *tiny_run])
     )
     config.callbacks = [CrashInSecondEpoch()]
     with pytest.raises(SimulatedCrash):
@@ -129,7 +68,7 @@ def run(tmp_path_factory) -> dict:
     assert train_main(["--output", str(crashed), *resume]) == 0
 
     straight = base / "straight"
-    assert train_main(["--data", str(data), "--output", str(straight), "--epochs", "2", *TINY_RUN]) == 0
+    assert train_main(["--data", str(data), "--output", str(straight), "--epochs", "2", *tiny_run]) == 0
     return {
         "data": data,
         "output": output,
@@ -191,10 +130,10 @@ def test_curves_png_is_a_valid_png_image(run):
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
 
-def test_checkpoint_rebuilds_the_trained_model_with_everything_inference_needs(run):
+def test_checkpoint_rebuilds_the_trained_model_with_everything_inference_needs(run, tiny_classes):
     model, info = load_checkpoint(run["second"]["best_checkpoint"])
     assert not model.training
-    assert info["class_names"] == list(CLASSES)
+    assert info["class_names"] == list(tiny_classes)
     assert info["model"] == {
         "name": "resnet3d-10",
         "attention": "cbam",
@@ -212,7 +151,7 @@ def test_no_temporary_files_are_left_next_to_the_checkpoints(run):
     assert leftovers == []
 
 
-def test_evaluate_prints_the_report_and_writes_the_confusion_png_and_json(run, tmp_path, capsys):
+def test_evaluate_prints_the_report_and_writes_the_confusion_png_and_json(run, tmp_path, capsys, tiny_classes):
     checkpoint = run["output"] / "checkpoints" / "last.ckpt"
     assert (
         evaluate_main(["--checkpoint", str(checkpoint), "--clips", "2", "--crops", "3", "--output", str(tmp_path)]) == 0
@@ -224,11 +163,13 @@ def test_evaluate_prints_the_report_and_writes_the_confusion_png_and_json(run, t
     videos = len(discover_videos(run["data"], "val").records)
     assert report["videos"] == videos and report["clips"] == 2 and report["crops"] == 3
     assert sum(map(sum, report["confusion"])) == videos
-    assert set(report["per_class"]) == set(CLASSES)
+    assert set(report["per_class"]) == set(tiny_classes)
     assert report["top1"] == pytest.approx(sum(report["confusion"][i][i] for i in range(2)) / videos)
 
 
-def test_predict_prints_topk_labels_with_probabilities_per_file_and_flags_unreadable_ones(run, tmp_path, capsys):
+def test_predict_prints_topk_labels_with_probabilities_per_file_and_flags_unreadable_ones(
+    run, tmp_path, capsys, tiny_classes
+):
     videos = sorted((run["data"] / "move_left").glob("*.mp4"))[:2]
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
@@ -239,7 +180,7 @@ def test_predict_prints_topk_labels_with_probabilities_per_file_and_flags_unread
     assert [r["path"] for r in results] == [*map(str, videos), str(broken)]
     for result in results[:2]:
         assert result["error"] is None
-        assert {t["label"] for t in result["top"]} == set(CLASSES)
+        assert {t["label"] for t in result["top"]} == set(tiny_classes)
         probabilities = [t["probability"] for t in result["top"]]
         assert probabilities == sorted(probabilities, reverse=True)
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)

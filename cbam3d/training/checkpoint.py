@@ -70,7 +70,7 @@ class ClipSpec:
 
 
 def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
-    """A freshly initialised network: ``models.create_model(spec.name, num_classes, ...)``."""
+    """A freshly initialised network: ``models.create_model(spec.name, num_classes=num_classes, ...)``."""
     return create_model(
         spec.name,
         num_classes=num_classes,
