@@ -23,7 +23,7 @@ class BAMChannelGate(AttentionModule):
     has_channel_parameters = True
     map_kind = "channel"
 
-    def __init__(self, channels: int | None = None, dims: int = 2, reduction: int = 16) -> None:
+    def __init__(self, channels: int | None = None, dims: int = 2, *, reduction: int = 16) -> None:
         super().__init__(dims)
         self.reduction = check_positive_int(reduction, "reduction")
         self.init_channels(channels)
@@ -65,7 +65,13 @@ class BAMSpatialGate(AttentionModule):
     map_kind = "spatial"
 
     def __init__(
-        self, channels: int | None = None, dims: int = 2, reduction: int = 16, dilation: int = 4, num_dilated: int = 2
+        self,
+        channels: int | None = None,
+        dims: int = 2,
+        *,
+        reduction: int = 16,
+        dilation: int = 4,
+        num_dilated: int = 2,
     ) -> None:
         super().__init__(dims)
         self.reduction = check_positive_int(reduction, "reduction")
@@ -138,6 +144,7 @@ class BAM(AttentionModule):
         self,
         channels: int | None = None,
         dims: int = 2,
+        *,
         reduction: int = 16,
         dilation: int = 4,
         num_dilated: int = 2,
@@ -147,8 +154,10 @@ class BAM(AttentionModule):
         if combine not in COMBINES:
             raise ValueError(f"unknown combine {combine!r}: expected one of {COMBINES}")
         self.combine = combine
-        self.channel_gate = BAMChannelGate(channels, dims, reduction)
-        self.spatial_gate = BAMSpatialGate(channels, dims, reduction, dilation, num_dilated)
+        self.channel_gate = BAMChannelGate(channels, dims, reduction=reduction)
+        self.spatial_gate = BAMSpatialGate(
+            channels, dims, reduction=reduction, dilation=dilation, num_dilated=num_dilated
+        )
 
     @property
     def channels(self) -> int | None:

@@ -49,6 +49,7 @@ class CBAM(AttentionModule):
         self,
         channels: int | None = None,
         dims: int = 2,
+        *,
         reduction: int = 16,
         kernel_size: int | Sequence[int] | None = None,
         pool_types: Sequence[str] = ("avg", "max"),
@@ -60,7 +61,7 @@ class CBAM(AttentionModule):
         if gate_order not in GATE_ORDERS:
             raise ValueError(f"unknown gate_order {gate_order!r}: expected one of {GATE_ORDERS}")
         self.gate_order = gate_order
-        self.channel_gate = ChannelGate(channels, dims, reduction, pool_types)
+        self.channel_gate = ChannelGate(channels, dims, reduction=reduction, pool_types=pool_types)
         self.spatial_gate = make_spatial_gate(dims, kernel_size, spatial_mode) if spatial else None
 
     @property

@@ -43,6 +43,7 @@ class ChannelGate(AttentionModule):
         self,
         channels: int | None = None,
         dims: int = 2,
+        *,
         reduction: int = 16,
         pool_types: Sequence[str] = ("avg", "max"),
     ) -> None:
@@ -111,8 +112,8 @@ class SE(ChannelGate):
         input (N, C, *spatial); output the same.
     """
 
-    def __init__(self, channels: int | None = None, dims: int = 2, reduction: int = 16) -> None:
-        super().__init__(channels, dims, reduction, pool_types=("avg",))
+    def __init__(self, channels: int | None = None, dims: int = 2, *, reduction: int = 16) -> None:
+        super().__init__(channels, dims, reduction=reduction, pool_types=("avg",))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, dims={self.dims}, reduction={self.reduction}"

@@ -69,7 +69,7 @@ class SpatialGate(AttentionModule):
 
     map_kind = "spatial"
 
-    def __init__(self, dims: int = 2, kernel_size: int | Sequence[int] | None = None) -> None:
+    def __init__(self, dims: int = 2, *, kernel_size: int | Sequence[int] | None = None) -> None:
         super().__init__(dims)
         self.kernel_size = DEFAULT_KERNEL_SIZE[dims] if kernel_size is None else odd_kernel(kernel_size, dims)
         self.conv, self.bn = _conv_bn(dims, self.kernel_size)
@@ -125,7 +125,7 @@ class TemporalGate(AttentionModule):
 
     map_kind = "temporal"
 
-    def __init__(self, kernel_size: int = 3) -> None:
+    def __init__(self, *, kernel_size: int = 3) -> None:
         super().__init__(dims=3)
         (self.kernel_size,) = odd_kernel(kernel_size, 1)
         self.conv, self.bn = _conv_bn(1, (self.kernel_size,))
@@ -172,10 +172,10 @@ class FactorizedSpatialGate(AttentionModule):
 
     map_kind = "spatial"
 
-    def __init__(self, kernel_size: int | Sequence[int] | None = None) -> None:
+    def __init__(self, *, kernel_size: int | Sequence[int] | None = None) -> None:
         super().__init__(dims=3)
         kt, kh, kw = DEFAULT_KERNEL_SIZE[3] if kernel_size is None else odd_kernel(kernel_size, 3)
-        self.temporal = TemporalGate(kt)
+        self.temporal = TemporalGate(kernel_size=kt)
         self.spatial = SpatialGate(dims=3, kernel_size=(1, kh, kw))
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +228,7 @@ def make_spatial_gate(
     if mode != "joint" and dims != 3:
         raise ValueError(f"spatial_mode={mode!r} needs a time axis (dims=3), got dims={dims}; use 'joint'")
     if mode == "factorized":
-        return FactorizedSpatialGate(kernel_size)
+        return FactorizedSpatialGate(kernel_size=kernel_size)
     if mode == "framewise":
         kernel_size = _framewise_kernel(kernel_size)
-    return SpatialGate(dims, kernel_size)
+    return SpatialGate(dims, kernel_size=kernel_size)
