@@ -73,6 +73,7 @@ def demo_cache_dir() -> Path:
 
 def _digit_images() -> np.ndarray:
     """scikit-learn's 1797 bundled 8x8 digit images as float32 alpha masks in [0, 1]."""
+    # Deferred: scikit-learn is slow to import and only the first generation of the demo set needs it.
     from sklearn.datasets import load_digits
 
     return (load_digits().images / 16.0).astype(np.float32)

@@ -20,6 +20,8 @@ from .config import (
     UsageError,
     attention_choices,
 )
+from .evaluate import evaluate_checkpoint, format_report
+from .predict import predict_files
 
 __all__ = ["evaluate_main", "evaluate_parser", "predict_main", "predict_parser", "train_main", "train_parser"]
 
@@ -291,6 +293,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     """scripts/train.py: returns the exit status (2 with a one-line message on bad input)."""
     parser = train_parser()
     args = parser.parse_args(argv)
+    # Deferred: Lightning takes seconds to import, and --help or a usage error should not wait for it.
     from .lightning import train
 
     try:
@@ -360,7 +363,6 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """scripts/evaluate.py."""
     parser = evaluate_parser()
     args = parser.parse_args(argv)
-    from .evaluate import evaluate_checkpoint, format_report
 
     try:
         report = evaluate_checkpoint(
@@ -406,7 +408,6 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     """scripts/predict.py: exit status 1 when some file could not be read."""
     parser = predict_parser()
     args = parser.parse_args(argv)
-    from .predict import predict_files
 
     try:
         predictions = predict_files(args.videos, args.checkpoint, topk=args.topk, clips=args.clips, device=args.device)

@@ -6,12 +6,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import atomic_write
 
 __all__ = ["plot_confusion_matrix", "plot_training_curves"]
 
 
 def _pyplot():
+    # Deferred: matplotlib is slow to import and only the plots need it.
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -67,7 +70,6 @@ def plot_confusion_matrix(
 ) -> Path:
     """A K x K confusion matrix (rows: true class, columns: predicted), shaded by row-normalised rate,
     with the counts written in the cells when K <= 30."""
-    import numpy as np
 
     counts = np.asarray(confusion, dtype=np.int64)
     k = len(class_names)

@@ -17,11 +17,13 @@ or, for a network built in code (``ClipSpec`` from :mod:`cbam3d.training` gives 
     visualize_video(model, "clip.mp4", "attention/", clip, class_names=names)
 """
 
+from cbam3d.training.scoring import format_predictions
+
 from .animation import ANIMATION_FORMATS, write_animation
 from .clip import CLIP_MODES, VisualClip, clip_indices, read_visual_clip
 from .layers import LayerAttention, attention_layers, site_label, upsample_spatial, upsample_temporal
 from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
-from .visualize import Visualization, format_predictions, top_predictions, visualize_checkpoint, visualize_video
+from .visualize import Visualization, top_predictions, visualize_checkpoint, visualize_video
 
 __all__ = [
     "ANIMATION_FORMATS",

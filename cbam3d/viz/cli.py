@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cbam3d.data import VideoDecodeError
+from cbam3d.training.scoring import format_predictions
+
+from .animation import ANIMATION_FORMATS
+from .clip import CLIP_MODES
+from .visualize import visualize_checkpoint
 
 __all__ = ["main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
-    from .animation import ANIMATION_FORMATS
-    from .clip import CLIP_MODES
 
     result = argparse.ArgumentParser(
         prog="visualize.py",
@@ -61,8 +64,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a usage error, as argparse does)."""
     arguments = parser().parse_args(argv)
-
-    from .visualize import format_predictions, visualize_checkpoint
 
     try:
         result = visualize_checkpoint(

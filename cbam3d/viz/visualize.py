@@ -15,7 +15,8 @@ from torch import nn
 
 from cbam3d.hooks import capture_attention
 from cbam3d.layers import check_positive_int
-from cbam3d.training.checkpoint import ClipSpec
+from cbam3d.training.checkpoint import ClipSpec, load_checkpoint
+from cbam3d.training.devices import inference_device
 from cbam3d.training.scoring import format_predictions
 
 from .animation import ANIMATION_FORMATS, write_animation
@@ -226,8 +227,6 @@ def visualize_checkpoint(
     Raises:
         FileNotFoundError, ValueError: an unusable checkpoint, and as :func:`visualize_video`.
     """
-    from cbam3d.training import load_checkpoint
-    from cbam3d.training.devices import inference_device
 
     model, info = load_checkpoint(checkpoint, map_location=inference_device(device))
     clip = info["clip"]
