@@ -23,6 +23,10 @@ class AttentionModule(nn.Module):
     or by ``load_state_dict``. Build a lazy model with one forward pass before handing its parameters to
     an optimizer or wrapping it in DistributedDataParallel.
 
+    A gate implements :meth:`forward_unchecked` (and :meth:`attention_unchecked`, the map alone); the
+    inherited :meth:`forward` and :meth:`attention` check the input first. A block that holds gates checks
+    its input once and calls their unchecked methods.
+
     Map hooks see each attention map a gate computes (after the sigmoid), without changing the output.
     """
 
@@ -103,6 +107,25 @@ class AttentionModule(nn.Module):
         """:meth:`check_input`, then :meth:`build_lazy`: what a forward pass does first."""
         self.check_input(x)
         self.build_lazy(x)
+
+    # --- the call ------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *spatial) -> the same shape: :meth:`prepare_input`, then :meth:`forward_unchecked`."""
+        self.prepare_input(x)
+        return self.forward_unchecked(x)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the input is multiplied by: :meth:`prepare_input`, then :meth:`attention_unchecked`."""
+        self.prepare_input(x)
+        return self.attention_unchecked(x)
+
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for an ``x`` already checked, with the module built."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither forward nor forward_unchecked")
+
+    def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`attention` for an ``x`` already checked, with the module built."""
+        raise NotImplementedError(f"{type(self).__name__} computes no attention map of its own")
 
     # --- map hooks ------------------------------------------------------------------------------
     def register_map_hook(self, hook: MapHook) -> RemovableHandle:

@@ -73,24 +73,13 @@ class ChannelGate(AttentionModule):
         first, last = self.mlp[0], self.mlp[2]
         return MLPParameters(first.weight, first.bias, last.weight, last.bias)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, *spatial) -> channel weights (N, C, 1, ...) in (0, 1)."""
-        self.prepare_input(x)
-        return self.attention_unchecked(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.prepare_input(x)
-        return self.forward_unchecked(x)
-
     def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`attention` for an ``x`` already checked, with the gate built (for a block that checks
-        its input once)."""
+        """(N, C, *spatial) -> channel weights (N, C, 1, ...) in (0, 1)."""
         weights = channel_map(channel_weights(x, self.pool_types, self.mlp_parameters()), self.dims)
         self.report_map(weights)
         return weights
 
     def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for an ``x`` already checked, with the gate built."""
         out, weights = channel_gate(x, self.pool_types, self.mlp_parameters())
         self.report_map(channel_map(weights, self.dims))
         return out

@@ -88,15 +88,14 @@ class ECA(AttentionModule):
         pooled = x.mean(dim=spatial_axes(x))
         return self.conv(pooled.unsqueeze(1)).squeeze(1)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> channel weights (N, C, 1, ...) in (0, 1)."""
-        self.prepare_input(x)
         weights = channel_map(torch.sigmoid(self.logits(x)), self.dims)
         self.report_map(weights)
         return weights
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention_unchecked(x)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, kernel_size={self.kernel_size}"

@@ -87,6 +87,11 @@ class _SpatialSaved(NamedTuple):
     variance: torch.Tensor
 
 
+def _channel_map_like(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(N, C) (or (P, N, C)) weights as a map broadcastable to ``x``, in its dtype."""
+    return channel_map(weights.to(x.dtype), x.ndim - 2)
+
+
 def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     """Autocast disabled inside, on devices that have autocast (the ``meta`` device has none)."""
     if torch.amp.is_autocast_available(device_type):
@@ -122,8 +127,8 @@ def _input_gradient(
     """``grad_x`` of the channel gate: the gradient of every global pool from the gradient of its (N, C)
     output, added in place to ``grad_x`` (the product's share ``grad_y * Mc``, a tensor of our own) or to
     zeros when it is None; ``scratch`` is a free input-sized buffer for the max pool's mask."""
-    grads = {pool_type: channel_map(grad.to(x.dtype), x.ndim - 2) for pool_type, grad in zip(pool_types, grad_pooled)}
-    results = {pool_type: channel_map(value.to(x.dtype), x.ndim - 2) for pool_type, value in zip(pool_types, pooled)}
+    grads = {pool_type: _channel_map_like(grad, x) for pool_type, grad in zip(pool_types, grad_pooled)}
+    results = {pool_type: _channel_map_like(value, x) for pool_type, value in zip(pool_types, pooled)}
     if grad_x is None:
         grad_x = torch.zeros_like(x)
     if "avg" in grads:
@@ -206,14 +211,14 @@ class ChannelGateFunction(torch.autograd.Function):
         ctx.pool_types = pool_types
         ctx.save_for_backward(x, *saved)
         ctx.mark_non_differentiable(weights)
-        return x * channel_map(weights.to(x.dtype), x.ndim - 2), weights
+        return x * _channel_map_like(weights, x), weights
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, _grad_weights):
         x, *rest = ctx.saved_tensors
         saved = _ChannelSaved(*rest)
-        weights_map = channel_map(saved.weights.to(x.dtype), x.ndim - 2)
+        weights_map = _channel_map_like(saved.weights, x)
         grad_weights = _sum_over_positions(grad_out, x)
         grad_x = grad_out * weights_map
         grad_x, *grad_params = _channel_weights_backward(x, saved, ctx.pool_types, grad_weights, grad_x)
@@ -398,7 +403,7 @@ class CBAMFunction(torch.autograd.Function):
             conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
         )
         channel_weights, channel_saved = _channel_weights_forward(x, pool_types, mlp)
-        weights_map = channel_map(channel_weights.to(x.dtype), x.ndim - 2)
+        weights_map = _channel_map_like(channel_weights, x)
         out, spatial_weights, spatial_saved = _spatial_gate_forward(x, weights_map, spatial)
         ctx.pool_types, ctx.eps, ctx.bn_training = pool_types, eps, bn_training
         ctx.save_for_backward(x, *channel_saved, *spatial_saved)
@@ -411,7 +416,7 @@ class CBAMFunction(torch.autograd.Function):
         x, *rest = ctx.saved_tensors
         split = len(_ChannelSaved._fields)
         channel_saved, spatial_saved = _ChannelSaved(*rest[:split]), _SpatialSaved(*rest[split:])
-        weights_map = channel_map(channel_saved.weights.to(x.dtype), x.ndim - 2)
+        weights_map = _channel_map_like(channel_saved.weights, x)
         grad_y, grad_conv_weight, grad_bn_weight, grad_bn_bias, free = _spatial_gate_backward(
             grad_out, x, weights_map, spatial_saved, ctx.eps, ctx.bn_training
         )

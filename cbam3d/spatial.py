@@ -78,11 +78,6 @@ class SpatialGate(AttentionModule):
         """(N, C, *spatial) -> (N, 1, *spatial), before the sigmoid."""
         return self.bn(self.conv(channel_max_mean(x)))
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, *spatial) -> one weight per position (N, 1, *spatial) in (0, 1)."""
-        self.prepare_input(x)
-        return self.attention_unchecked(x)
-
     def function_arguments(self) -> SpatialGateParameters:
         """The parameters and BatchNorm settings :func:`cbam3d.functional.spatial_gate` takes after x,
         for this call (in training mode this counts the batch in ``bn.num_batches_tracked``)."""
@@ -90,18 +85,13 @@ class SpatialGate(AttentionModule):
             self.conv.weight, self.bn.weight, self.bn.bias, *_batch_norm_arguments(self.bn), self.bn.eps
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.prepare_input(x)
-        return self.forward_unchecked(x)
-
     def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`attention` for an ``x`` already checked (for a block that checks its input once)."""
+        """(N, C, *spatial) -> one weight per position (N, 1, *spatial) in (0, 1)."""
         weights = torch.sigmoid(self.logits(x))
         self.report_map(weights)
         return weights
 
     def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for an ``x`` already checked."""
         out, weights = spatial_gate(x, self.function_arguments())
         self.report_map(weights)
         return out
@@ -136,22 +126,13 @@ class TemporalGate(AttentionModule):
         descriptor = torch.stack([x.amax(dim=axes), x.mean(dim=axes)], dim=1)
         return self.bn(self.conv(descriptor))
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> per-frame weights (N, 1, T, 1, 1) in (0, 1)."""
-        self.prepare_input(x)
-        return self.attention_unchecked(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
-
     def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`attention` for an ``x`` already checked."""
+        """(N, C, T, H, W) -> per-frame weights (N, 1, T, 1, 1) in (0, 1)."""
         weights = torch.sigmoid(self.logits(x))[..., None, None]
         self.report_map(weights)
         return weights
 
     def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for an ``x`` already checked."""
         return x * self.attention_unchecked(x)
 
     def extra_repr(self) -> str:
@@ -178,25 +159,14 @@ class FactorizedSpatialGate(AttentionModule):
         self.temporal = TemporalGate(kernel_size=kt)
         self.spatial = SpatialGate(dims=3, kernel_size=(1, kh, kw))
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> the combined map ``Mt(x) * Ms(x * Mt(x))``, (N, 1, T, H, W)."""
-        temporal = self.temporal.attention(x)
-        weights = temporal * self.spatial.attention(x * temporal)
-        self.report_map(weights)
-        return weights
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spatial(self.temporal(x))
-
     def attention_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`attention` for an ``x`` already checked (the two gates do not check it again)."""
+        """(N, C, T, H, W) -> the combined map ``Mt(x) * Ms(x * Mt(x))``, (N, 1, T, H, W)."""
         temporal = self.temporal.attention_unchecked(x)
         weights = temporal * self.spatial.attention_unchecked(x * temporal)
         self.report_map(weights)
         return weights
 
     def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for an ``x`` already checked."""
         return self.spatial.forward_unchecked(self.temporal.forward_unchecked(x))
 
 
