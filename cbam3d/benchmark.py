@@ -1,8 +1,8 @@
 """Speed and memory of cbam3d's SE, CBAM and BAM against hand-written blocks and the plain network.
 
-Not imported by ``import cbam3d``; the command line is ``scripts/benchmark.py``. What it measures, for
-each case, side by side in one run (the repeats of all variants are interleaved, so that noise from
-other processes hits every variant alike):
+Not imported by ``import cbam3d``; :func:`benchmark_main` is the command line (``scripts/benchmark.py``).
+What it measures, for each case, side by side in one run (the repeats of all variants are interleaved, so
+that noise from other processes hits every variant alike):
 
 - ``forward_ms``: the median time of a forward pass (training mode, autograd recording);
 - ``train_ms``: the median time of forward + backward (the input requires grad, as inside a network);
@@ -22,13 +22,15 @@ comparison is between two implementations of one block.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
 import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -441,3 +443,78 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
         results += case
         log(markdown_table(case).split("\n", 2)[2])
     return results
+
+
+_USAGE = """examples:
+  benchmark --quick                        # 2-core CPU: (8, 64, 8, 28, 28) blocks, model memory
+  benchmark --device cuda --amp bf16       # the full run on a GPU
+  benchmark --quick --markdown bench.md --json bench.json"""
+
+
+def benchmark_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benchmark",
+        description="Benchmark cbam3d's attention modules against hand-written blocks and the network without "
+        "attention: forward and forward+backward time, memory kept for backward.",
+        epilog=_USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="the small preset for a few CPU cores")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--amp", choices=sorted(AMP_DTYPES), help="run under autocast in this dtype")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for CPU runs")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=5,
+        action="append",
+        metavar=("N", "C", "T", "H", "W"),
+        help="a block input shape (repeat for several); replaces the preset's",
+    )
+    parser.add_argument("--dims", type=int, nargs="+", choices=[1, 2, 3])
+    parser.add_argument("--blocks", nargs="+", choices=attention_names())
+    parser.add_argument("--models", nargs="*", help="networks for models.create_model; none to skip them")
+    parser.add_argument("--model-attention", nargs="+", choices=attention_names())
+    parser.add_argument("--clip", type=int, nargs=5, metavar=("N", "C", "T", "H", "W"), help="the networks' input")
+    parser.add_argument("--repeats", type=int, help="timed repeats per block variant (median reported)")
+    parser.add_argument("--model-repeats", type=int, help="timed repeats per network variant; 0 measures memory only")
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument(
+        "--kernel-size", type=int, help="CBAM's spatial kernel, the same for the naive block (default 7)"
+    )
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--markdown", type=Path, help="write the markdown table here")
+    return parser
+
+
+def benchmark_main(argv: Sequence[str] | None = None) -> str:
+    """Run the benchmark command line and return the markdown table it printed."""
+    args = benchmark_parser().parse_args(argv)
+    overrides = {
+        "block_shapes": [tuple(s) for s in args.shape] if args.shape else None,
+        "dims": args.dims,
+        "blocks": args.blocks,
+        "models": args.models,
+        "model_attention": args.model_attention,
+        "clip": tuple(args.clip) if args.clip else None,
+        "repeats": args.repeats,
+        "model_repeats": args.model_repeats,
+        "warmup": args.warmup,
+        "kernel_size": args.kernel_size,
+        "device": args.device,
+        "amp": args.amp,
+    }
+    settings = replace(
+        PRESETS["quick" if args.quick else "full"], **{k: v for k, v in overrides.items() if v is not None}
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(settings)
+    table = markdown_table(results)
+    print(f"\n{table}")
+    described = {**asdict(settings), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if args.markdown:
+        args.markdown.write_text(f"Settings: `{json.dumps(described)}`\n\n{table}\n")
+    if args.json:
+        args.json.write_text(to_json(results, described))
+    return table

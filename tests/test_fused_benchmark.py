@@ -1,19 +1,14 @@
 """The benchmark: its hand-written references compute the same functions as cbam3d's blocks (so the
-comparison is fair), its memory count is exact, and the script writes its table and JSON."""
+comparison is fair), its memory count is exact, and the command writes its table and JSON."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from cbam3d import BAM, CBAM, SE
-from cbam3d.benchmark import NaiveCBAM, block_shape, naive_like, saved_bytes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import benchmark as benchmark_script
+from cbam3d.benchmark import NaiveCBAM, benchmark_main, block_shape, naive_like, saved_bytes
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -88,7 +83,7 @@ def test_script_writes_the_markdown_table_and_json(tmp_path):
         "--markdown",
         str(tmp_path / "b.md"),
     ]
-    table = benchmark_script.main(args)
+    table = benchmark_main(args)
     data = json.loads((tmp_path / "b.json").read_text())
     assert len(data["results"]) == 8  # 2 dims x 2 blocks x (naive, cbam3d)
     cbam = {r["variant"]: r for r in data["results"] if r["case"] == "cbam 3d k=3"}
