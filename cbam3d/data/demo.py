@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .discovery import DATASET_INFO_FILE
 from .encoding import write_video
@@ -173,18 +175,23 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _write_dataset(folder: Path, seed: int, train_per_class: int, test_per_class: int) -> None:
+def _write_dataset(folder: Path, seed: int, train_per_class: int, test_per_class: int, *, progress: bool) -> None:
     with _one_torch_thread():
-        _write_videos_and_lists(folder, seed, train_per_class, test_per_class)
+        _write_videos_and_lists(folder, seed, train_per_class, test_per_class, progress=progress)
     info = _dataset_info(seed, train_per_class, test_per_class)
     (folder / DATASET_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")  # written last: marks completion
 
 
-def _write_videos_and_lists(folder: Path, seed: int, train_per_class: int, test_per_class: int) -> None:
+def _write_videos_and_lists(
+    folder: Path, seed: int, train_per_class: int, test_per_class: int, *, progress: bool
+) -> None:
     digits = _digit_images()
     pools = {"train": digits[0::2], "test": digits[1::2]}
     (folder / "splits").mkdir(parents=True)
     train_lines, test_lines = [], []
+    total = len(DEMO_CLASSES) * (train_per_class + test_per_class)
+    # on stderr even when it is not a terminal (logs, CI): a first generation without output looks hung
+    bar = tqdm(total=total, desc="demo videos", unit="video", file=sys.stderr, disable=not progress)
     for label, class_name in enumerate(DEMO_CLASSES):
         (folder / class_name).mkdir()
         for index in range(train_per_class + test_per_class):
@@ -195,6 +202,8 @@ def _write_videos_and_lists(folder: Path, seed: int, train_per_class: int, test_
             (train_lines if part == "train" else test_lines).append(
                 f"{relative} {label + 1}" if part == "train" else relative
             )
+            bar.update()
+    bar.close()
     splits = folder / "splits"
     (splits / "classInd.txt").write_text("".join(f"{i + 1} {name}\n" for i, name in enumerate(DEMO_CLASSES)))
     (splits / "trainlist01.txt").write_text("\n".join(train_lines) + "\n")
@@ -237,7 +246,12 @@ def _existing_matches(folder: Path, expected: dict) -> bool:
 
 
 def ensure_demo_dataset(
-    root: str | Path | None = None, *, seed: int = 0, train_per_class: int = 80, test_per_class: int = 20
+    root: str | Path | None = None,
+    *,
+    seed: int = 0,
+    train_per_class: int = 80,
+    test_per_class: int = 20,
+    progress: bool = False,
 ) -> Path:
     """Path to the demo data set, generating it first if it is not there yet (no download).
 
@@ -248,6 +262,7 @@ def ensure_demo_dataset(
             An existing, empty folder is used; a folder holding anything else is refused.
         seed: the data set is a deterministic function of the seed (and the generator version).
         train_per_class, test_per_class: videos per class in the train and test lists.
+        progress: when the set is generated, say where on stderr (one line) and show a progress bar there.
 
     Generation writes into a temporary sibling folder that is renamed into place when complete, so an
     interrupted run never leaves a partial data set, and concurrent callers end up sharing one copy.
@@ -264,8 +279,15 @@ def ensure_demo_dataset(
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if progress:
+        videos = len(DEMO_CLASSES) * (train_per_class + test_per_class)
+        print(
+            f"generating the demo data set ({videos} videos) into {target}: done once, later runs reuse it",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
-        _write_dataset(partial, seed, train_per_class, test_per_class)
+        _write_dataset(partial, seed, train_per_class, test_per_class, progress=progress)
         try:
             os.rename(partial, target)  # atomic; replaces `target` only if it is an empty folder
         except OSError:

@@ -20,6 +20,7 @@ from .config import (
     UsageError,
     attention_choices,
 )
+from .console import closing_summary, quiet_dependencies
 from .evaluate import evaluate_checkpoint, format_report
 from .predict import predict_files
 
@@ -297,15 +298,12 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     from .lightning import train
 
     try:
-        metrics = train(config_from_args(args))
+        with quiet_dependencies():
+            metrics = train(config_from_args(args))
     except UsageError as error:
         parser.error(str(error))
-    if metrics:
-        print(
-            json.dumps(
-                {k: metrics[k] for k in ("val_top1", "val_top5", "epochs", "seconds", "best_checkpoint")}, indent=2
-            )
-        )
+    if metrics:  # the global-zero process
+        print(closing_summary(metrics))
     return 0
 
 

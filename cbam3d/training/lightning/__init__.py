@@ -6,6 +6,15 @@ checkpoint reading, clips, scoring, evaluation, prediction, devices) works witho
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import VideoDataModule
 from .module import VideoClassifier, topk_correct
+from .summary import ComplexitySummary
 from .trainer import build_trainer, train
 
-__all__ = ["AtomicCheckpointIO", "VideoClassifier", "VideoDataModule", "build_trainer", "topk_correct", "train"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "ComplexitySummary",
+    "VideoClassifier",
+    "VideoDataModule",
+    "build_trainer",
+    "topk_correct",
+    "train",
+]

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ensure_demo_dataset
 
@@ -28,6 +28,7 @@ from ..scoring import classification_report, video_scores
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import VideoDataModule
 from .module import VideoClassifier
+from .summary import ComplexitySummary
 
 __all__ = ["build_trainer", "resolve_resume_checkpoint", "train"]
 
@@ -132,7 +133,15 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
         benchmark=accelerator == "cuda",
         max_epochs=config.epochs,
         accumulate_grad_batches=config.accumulate,
-        callbacks=[best, last, LearningRateMonitor(logging_interval="step"), TQDMProgressBar(), *config.callbacks],
+        callbacks=[
+            best,
+            last,
+            LearningRateMonitor(logging_interval="step"),
+            TQDMProgressBar(),
+            ComplexitySummary(),
+            *config.callbacks,
+        ],
+        enable_model_summary=False,  # its FLOPs column reads 0: ComplexitySummary gives the real multiply-adds
         logger=[TensorBoardLogger(output, name="tensorboard"), CSVLogger(output, name="csv")],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=output,
@@ -178,7 +187,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         On the global-zero process, the metrics also written to ``metrics.json``: ``val_top1``, ``val_top5``
         (video level, ``eval_clips`` x ``eval_crops`` views per video, best checkpoint, validation split),
         ``epochs`` (completed in total, across resumes), ``seconds`` (wall time of this call), ``best_checkpoint``,
-        ``last_checkpoint``, ``resumed_from``, ``per_class`` ... On the other DDP processes, an empty dict.
+        ``last_checkpoint``, ``output`` (the folder), ``resumed_from``, ``per_class`` ... On the other DDP processes,
+        an empty dict.
 
     Raises:
         UsageError: on bad settings, a missing data set or nothing to resume.
@@ -207,7 +217,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     if config.data is None:
-        root = Path(ensure_demo_dataset(train_per_class=config.demo_videos))
+        root = Path(ensure_demo_dataset(train_per_class=config.demo_videos, progress=rank_zero_only.rank == 0))
         rank_zero_info(f"data: the built-in demo set at {root}")
     else:
         root = config.data
@@ -287,6 +297,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "per_class": report["per_class"],
         "epochs": trainer.current_epoch,
         "seconds": time.perf_counter() - start,
+        "output": str(output.resolve()),
         "best_checkpoint": str(best.resolve()),
         "last_checkpoint": str(last.resolve()),
         "resumed_from": str(resume_from.resolve()) if resume_from else None,
