@@ -80,8 +80,8 @@ def test_concurrent_generations_end_up_sharing_one_complete_copy(tmp_path, monke
     real_write_dataset = demo_module._write_dataset
     target = tmp_path / "demo"
 
-    def write_while_another_process_finishes_first(folder, *args):
-        real_write_dataset(folder, *args)
+    def write_while_another_process_finishes_first(folder, *args, **kwargs):
+        real_write_dataset(folder, *args, **kwargs)
         if not target.exists():
             monkeypatch.setattr(demo_module, "_write_dataset", real_write_dataset)
             tiny_demo(target)  # the other process renames its copy into place first
