@@ -50,7 +50,7 @@ def _default(name: str) -> str:
 
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train.py",
+        prog="cbam3d train",
         description="Train a video classifier with attention (CBAM, BAM, SE) on real video files or, with no "
         "--data, on the built-in demo set (generated on first use, no download; demo defaults "
         "give a small network that trains on a CPU in a few minutes). Writes checkpoints (every "
@@ -311,7 +311,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py",
+        prog="cbam3d evaluate",
         description="Video-level evaluation of a checkpoint: the scores of several clips and crops per video are "
         "averaged; prints top-1 / top-5, per-class accuracy and the confusion matrix, and saves the "
         "matrix as a PNG and everything as JSON.",
@@ -387,7 +387,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 
 def predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="predict.py",
+        prog="cbam3d predict",
         description="Classify video files with a trained checkpoint: prints the top-k classes with their "
         "probabilities for each file (a few centre-cropped clips per file, averaged).",
     )
