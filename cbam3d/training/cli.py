@@ -393,7 +393,11 @@ def predict_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to classify")
     parser.add_argument(
-        "--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint written by train.py"
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="CKPT",
+        help="a checkpoint written by cbam3d train, or a .onnx / .pt2 written by cbam3d export (runs on the CPU)",
     )
     parser.add_argument("--topk", type=int, default=5, metavar="K", help="classes to show per file; default: 5")
     parser.add_argument(

@@ -1,29 +1,33 @@
-"""``predict_files``: the top-k classes of video files with a trained checkpoint (scripts/predict.py).
+"""``predict_files``: the top-k classes of video files with a trained checkpoint or an export (``cbam3d predict``).
 
 Plain PyTorch, no Lightning Trainer: a few evenly spaced centre-cropped clips per file, scored under
-``torch.inference_mode`` and averaged.
+``torch.inference_mode`` (or by onnxruntime / ``torch.export`` for an exported model) and averaged.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from cbam3d.data import VideoRecord
 
 from .checkpoint import load_checkpoint
 from .clips import checkpoint_eval_dataset
 from .devices import inference_autocast_dtype, inference_device
+from .export import is_exported_model, load_exported
 from .scoring import format_predictions, predict_clip_scores
 
-__all__ = ["Prediction", "predict_files"]
+__all__ = ["ClipScorer", "Prediction", "load_scorer", "predict_files"]
+
+#: (N, C, T, H, W) prepared clips -> (N, K) float32 class probabilities.
+ClipScorer = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -47,9 +51,28 @@ class Prediction:
         return f"{self.path}: {format_predictions(self.top)}"
 
 
-def _predict_one(
-    model: nn.Module, info: dict[str, Any], path: Path, *, topk: int, clips: int, autocast_dtype: torch.dtype | None
-) -> Prediction:
+def _exported_probabilities(exported: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor) -> torch.Tensor:
+    return exported(video).float().softmax(dim=1)
+
+
+def load_scorer(path: str | os.PathLike, *, device: str = "auto") -> tuple[ClipScorer, dict[str, Any]]:
+    """The clip scorer and info (``class_names``, ``clip``) of a training checkpoint or of an exported
+    ``.onnx`` / ``.pt2`` model (which runs on the CPU: onnxruntime, or ``torch.export.load``).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or unusable file; a device other than auto or cpu for an export.
+    """
+    if is_exported_model(path):
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"exported models run on the CPU; device must be auto or cpu, got {device!r}")
+        exported = load_exported(path)
+        return functools.partial(_exported_probabilities, exported), exported.info
+    torch_device = inference_device(device)
+    model, info = load_checkpoint(path, map_location=torch_device)
+    return functools.partial(predict_clip_scores, model, autocast_dtype=inference_autocast_dtype(torch_device)), info
+
+
+def _predict_one(score: ClipScorer, info: dict[str, Any], path: Path, *, topk: int, clips: int) -> Prediction:
 
     if not path.is_file():
         return Prediction(path, error="no such file")
@@ -61,7 +84,7 @@ def _predict_one(
         reason = str(caught[-1].message) if caught else "decoding failed"
         return Prediction(path, error=reason)
     video = torch.stack([item["video"] for item in items])
-    probabilities = predict_clip_scores(model, video, autocast_dtype=autocast_dtype).mean(dim=0)
+    probabilities = score(video).mean(dim=0)
     values, indices = probabilities.topk(min(topk, probabilities.numel()))
     names = info["class_names"]
     return Prediction(path, [(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())])
@@ -75,7 +98,7 @@ def predict_files(
     clips: int = 3,
     device: str = "auto",
 ) -> list[Prediction]:
-    """Classify video files with a checkpoint written by ``scripts/train.py``.
+    """Classify video files with a checkpoint written by ``cbam3d train`` or a model written by ``cbam3d export``.
 
     Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
     scores are averaged. A file that cannot be read gets a :class:`Prediction` with ``error`` set, and the
@@ -88,7 +111,5 @@ def predict_files(
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
-    torch_device = inference_device(device)
-    model, info = load_checkpoint(checkpoint, map_location=torch_device)
-    autocast_dtype = inference_autocast_dtype(torch_device)
-    return [_predict_one(model, info, Path(p), topk=topk, clips=clips, autocast_dtype=autocast_dtype) for p in paths]
+    score, info = load_scorer(checkpoint, device=device)
+    return [_predict_one(score, info, Path(p), topk=topk, clips=clips) for p in paths]
