@@ -146,12 +146,14 @@ TINY_CHECKPOINT_CLASSES = ("clap", "jump", "run", "wave")
 def _save_tiny_checkpoint(path: Path) -> Path:
     """A checkpoint in cbam3d.training.checkpoint's format of a 1/8-wide resnet3d-10 with CBAM, random weights
     (BatchNorm and gates randomised too, so every part of the network shapes the output), 4-frame 32x32 clips."""
-    # Deferred: the networks need torchvision (the models extra), which the core tests run without.
+    # Deferred: the networks and data need torchvision (the models extra), which the core tests run without.
+    from cbam3d.data import KINETICS_MEAN, KINETICS_STD
     from cbam3d.models import create_model
     from cbam3d.training.checkpoint import ClipSpec, ModelSpec, make_info
 
     spec = ModelSpec("resnet3d-10", "cbam", {"reduction": 4}, {"widen_factor": 0.125, "no_max_pool": True})
-    clip = ClipSpec(frames=4, sampling_rate=2, size=32, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225))
+    # The Kinetics statistics, as training stores them (the evaluation clips of cbam3d.data normalise with them).
+    clip = ClipSpec(frames=4, sampling_rate=2, size=32, mean=KINETICS_MEAN, std=KINETICS_STD)
     torch.manual_seed(0)
     model = create_model(
         spec.name,
