@@ -11,6 +11,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from cbam3d.training import export as export_module
 from cbam3d.training.checkpoint import load_checkpoint
 from cbam3d.training.cli import predict_main
 from cbam3d.training.export import ExportedClassifier, export_main, info_path, load_exported
@@ -108,3 +109,18 @@ def test_an_export_without_its_json_is_refused_with_one_line(exported, tmp_path)
     lonely.write_bytes(path.read_bytes())
     with pytest.raises(ValueError, match=rf"needs its {path.name}\.json"):
         load_exported(lonely)
+
+
+@pytest.mark.parametrize("exported", ["onnx"], indirect=True)
+def test_predict_on_an_onnx_export_without_onnxruntime_names_the_extra(
+    exported, make_noise_video, tmp_path, monkeypatch, capsys
+):
+    _, path = exported
+    find_spec = export_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        export_module.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else find_spec(name)
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(make_noise_video(tmp_path / "clip.mp4", frames=12)), "--checkpoint", str(path)])
+    assert exit_info.value.code == 2
+    assert "needs onnxruntime: pip install 'cbam3d[export]'" in capsys.readouterr().err.strip().splitlines()[-1]

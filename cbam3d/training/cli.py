@@ -388,8 +388,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 def predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cbam3d predict",
-        description="Classify video files with a trained checkpoint: prints the top-k classes with their "
-        "probabilities for each file (a few centre-cropped clips per file, averaged).",
+        description="Classify video files with a trained checkpoint or an export: prints the top-k classes with "
+        "their probabilities for each file (a few centre-cropped clips per file, averaged); with --window, "
+        "for each window over the whole video too.",
     )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to classify")
     parser.add_argument(
@@ -401,7 +402,11 @@ def predict_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--topk", type=int, default=5, metavar="K", help="classes to show per file; default: 5")
     parser.add_argument(
-        "--clips", type=int, default=3, metavar="N", help="evenly spaced clips per file, scores averaged; default: 3"
+        "--clips",
+        type=int,
+        default=3,
+        metavar="N",
+        help="evenly spaced clips per file (per window with --window), scores averaged; default: 3",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...; default: auto")
     parser.add_argument(

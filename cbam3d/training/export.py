@@ -12,6 +12,7 @@ is dynamic; frames, height and width are the checkpoint's.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -81,7 +82,15 @@ def _random_clips(clip: dict[str, Any], *, batch: int, seed: int) -> torch.Tenso
     return torch.randn(batch, 3, clip["frames"], clip["size"], clip["size"], generator=generator)
 
 
+def _require_export_extra(*modules: str, purpose: str) -> None:
+    """Raise a one-line ValueError naming the ``export`` extra when one of ``modules`` is not installed."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"{purpose} needs {', '.join(missing)}: pip install 'cbam3d[export]'")
+
+
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    _require_export_extra("onnx", "onnxscript", "onnxruntime", purpose="exporting to ONNX")
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
         model,
@@ -115,6 +124,7 @@ class ExportedClassifier:
             raise FileNotFoundError(f"exported model {self.path}: no such file")
         self.info = _read_info(self.path) if info is None else info
         if self.path.suffix == EXPORT_FORMATS["onnx"]:
+            _require_export_extra("onnxruntime", purpose=f"running {self.path.name}")
             # Deferred: onnxruntime comes with the optional ``export`` extra.
             import onnxruntime
 
@@ -152,7 +162,8 @@ def load_exported(path: str | os.PathLike) -> ExportedClassifier:
     """An exported ``.onnx`` or ``.pt2`` model with the JSON beside it.
 
     Raises:
-        FileNotFoundError: no such model file. ValueError: its JSON is missing or was not written by cbam3d.
+        FileNotFoundError: no such model file. ValueError: its JSON is missing or was not written by cbam3d, or
+            onnxruntime is not installed for an ``.onnx``.
     """
     return ExportedClassifier(path)
 
