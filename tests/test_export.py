@@ -124,3 +124,14 @@ def test_predict_on_an_onnx_export_without_onnxruntime_names_the_extra(
         predict_main([str(make_noise_video(tmp_path / "clip.mp4", frames=12)), "--checkpoint", str(path)])
     assert exit_info.value.code == 2
     assert "needs onnxruntime: pip install 'cbam3d[export]'" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_sliding_windows_on_the_export_match_the_checkpoint(exported, tiny_checkpoint, make_noise_video, tmp_path):
+    _, path = exported
+    video = make_noise_video(tmp_path / "long.mp4", frames=24)
+    (from_checkpoint,) = predict_files([video], tiny_checkpoint, topk=2, clips=1, device="cpu", window=1.0)
+    (from_export,) = predict_files([video], path, topk=2, clips=1, window=1.0)
+    assert [(w.start, w.end) for w in from_export.windows] == [(w.start, w.end) for w in from_checkpoint.windows]
+    for expected, got in zip(from_checkpoint.windows, from_export.windows):
+        assert [name for name, _ in got.top] == [name for name, _ in expected.top]
+        assert [p for _, p in got.top] == pytest.approx([p for _, p in expected.top], abs=1e-5)
