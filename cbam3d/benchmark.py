@@ -446,14 +446,14 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
 
 
 _USAGE = """examples:
-  benchmark --quick                        # 2-core CPU: (8, 64, 8, 28, 28) blocks, model memory
-  benchmark --device cuda --amp bf16       # the full run on a GPU
-  benchmark --quick --markdown bench.md --json bench.json"""
+  cbam3d benchmark --quick                        # 2-core CPU: (8, 64, 8, 28, 28) blocks, model memory
+  cbam3d benchmark --device cuda --amp bf16       # the full run on a GPU
+  cbam3d benchmark --quick --markdown bench.md --json bench.json"""
 
 
 def benchmark_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="benchmark",
+        prog="cbam3d benchmark",
         description="Benchmark cbam3d's attention modules against hand-written blocks and the network without "
         "attention: forward and forward+backward time, memory kept for backward.",
         epilog=_USAGE,
@@ -471,14 +471,16 @@ def benchmark_parser() -> argparse.ArgumentParser:
         metavar=("N", "C", "T", "H", "W"),
         help="a block input shape (repeat for several); replaces the preset's",
     )
-    parser.add_argument("--dims", type=int, nargs="+", choices=[1, 2, 3])
-    parser.add_argument("--blocks", nargs="+", choices=attention_names())
+    parser.add_argument("--dims", type=int, nargs="+", choices=[1, 2, 3], help="block dimensions to time")
+    parser.add_argument("--blocks", nargs="+", choices=attention_names(), help="attention blocks to time")
     parser.add_argument("--models", nargs="*", help="networks for models.create_model; none to skip them")
-    parser.add_argument("--model-attention", nargs="+", choices=attention_names())
+    parser.add_argument(
+        "--model-attention", nargs="+", choices=attention_names(), help="attention put into the networks"
+    )
     parser.add_argument("--clip", type=int, nargs=5, metavar=("N", "C", "T", "H", "W"), help="the networks' input")
     parser.add_argument("--repeats", type=int, help="timed repeats per block variant (median reported)")
     parser.add_argument("--model-repeats", type=int, help="timed repeats per network variant; 0 measures memory only")
-    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--warmup", type=int, help="untimed runs before timing")
     parser.add_argument(
         "--kernel-size", type=int, help="CBAM's spatial kernel, the same for the naive block (default 7)"
     )

@@ -137,3 +137,60 @@ def tiny_classes() -> tuple[str, ...]:
 def tiny_run() -> list[str]:
     """The training flags of a run that takes seconds on a CPU (a 1/8-wide resnet3d-10 with CBAM)."""
     return list(_TINY_RUN)
+
+
+# --- a tiny training checkpoint, saved directly (no training): for export and prediction tests -----------
+TINY_CHECKPOINT_CLASSES = ("clap", "jump", "run", "wave")
+
+
+def _save_tiny_checkpoint(path: Path) -> Path:
+    """A checkpoint in cbam3d.training.checkpoint's format of a 1/8-wide resnet3d-10 with CBAM, random weights
+    (BatchNorm and gates randomised too, so every part of the network shapes the output), 4-frame 32x32 clips."""
+    # Deferred: the networks and data need torchvision (the models extra), which the core tests run without.
+    from cbam3d.data import KINETICS_MEAN, KINETICS_STD
+    from cbam3d.models import create_model
+    from cbam3d.training.checkpoint import ClipSpec, ModelSpec, make_info
+
+    spec = ModelSpec("resnet3d-10", "cbam", {"reduction": 4}, {"widen_factor": 0.125, "no_max_pool": True})
+    # The Kinetics statistics, as training stores them (the evaluation clips of cbam3d.data normalise with them).
+    clip = ClipSpec(frames=4, sampling_rate=2, size=32, mean=KINETICS_MEAN, std=KINETICS_STD)
+    torch.manual_seed(0)
+    model = create_model(
+        spec.name,
+        num_classes=len(TINY_CHECKPOINT_CLASSES),
+        attention=spec.attention,
+        attention_kwargs=spec.attention_kwargs,
+        **spec.options,
+    )
+    randomize_(model, seed=1, std=0.3)
+    state = {f"model.{key}": value for key, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, "cbam3d": make_info(list(TINY_CHECKPOINT_CLASSES), spec, clip, {}, [])}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A ``last.ckpt`` as ``cbam3d train`` writes it, of a tiny random network over :data:`TINY_CHECKPOINT_CLASSES`
+    (4 frames every 2, 32x32 crops); built in well under a second."""
+    return _save_tiny_checkpoint(tmp_path_factory.mktemp("tiny_run") / "last.ckpt")
+
+
+def _make_noise_video(
+    path: Path, *, frames: int, fps: int = 8, height: int = 48, width: int = 64, seed: int = 0
+) -> Path:
+    """An H.264 mp4 of ``frames`` frames of smooth random colour blobs that change over time."""
+    write_video = pytest.importorskip("cbam3d.data.encoding").write_video
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(frames, height // 8, width // 8, 3), dtype=np.uint8)
+    video = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, video, fps=fps)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_noise_video() -> Callable[..., Path]:
+    """``make_noise_video(path, *, frames, fps=8, height=48, width=64, seed=0) -> path``: a small mp4 whose
+    frames all differ (8x8-pixel random colour blocks)."""
+    return _make_noise_video

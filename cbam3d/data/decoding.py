@@ -2,7 +2,8 @@
 
 Why PyAV directly rather than pytorchvideo's ``EncodedVideo``: a clip here is a list of frame indices, and
 :class:`VideoReader` seeks to the key frame before the first index, decodes forward only until the last one,
-and converts to RGB only the frames the clip keeps. Memory is bounded by one clip, whatever the file's length.
+and converts to RGB only the frames the clip keeps. Memory is bounded by one clip, whatever the file's length;
+:meth:`VideoReader.frames` streams through a whole file one frame at a time (sliding-window prediction).
 (``EncodedVideo`` works in seconds, converts every decoded frame and, with its default settings, decodes the
 whole file up front.) Errors from FFmpeg become :class:`VideoDecodeError`, naming the file.
 """
@@ -10,7 +11,7 @@ whole file up front.) Errors from FFmpeg become :class:`VideoDecodeError`, namin
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -147,6 +148,28 @@ class VideoReader:
         available = sorted(arrays)
         frames = [arrays[_nearest_at_or_before(available, i)] for i in indices]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+
+    def frames(self, *, keep: Callable[[int], bool] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """Decode the file from its start, one frame at a time: ``(index, uint8 (C, H, W) RGB frame)`` for every
+        0-based frame index for which ``keep(index)`` is true (every frame when ``keep`` is None).
+
+        Only the kept frames are converted to RGB, and none is held once yielded: memory does not grow with
+        the file's length. Indices come from the timestamps, so they are increasing but may skip where the
+        file has gaps.
+
+        Raises:
+            VideoDecodeError: FFmpeg fails.
+        """
+        stream = self._stream
+        time_base, start_pts = stream.time_base, stream.start_time or 0
+        try:
+            self._container.seek(0)
+            for frame in self._container.decode(stream):
+                index = self._frame_index(frame, start_pts, time_base)
+                if keep is None or keep(index):
+                    yield index, torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
 
     def close(self) -> None:
         self._container.close()

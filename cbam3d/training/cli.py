@@ -22,7 +22,7 @@ from .config import (
 )
 from .console import closing_summary, quiet_dependencies
 from .evaluate import evaluate_checkpoint, format_report
-from .predict import predict_files
+from .predict import Prediction, predict_files, write_window_files
 
 __all__ = ["evaluate_main", "evaluate_parser", "predict_main", "predict_parser", "train_main", "train_parser"]
 
@@ -51,7 +51,7 @@ def _default(name: str) -> str:
 
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train.py",
+        prog="cbam3d train",
         description="Train a video classifier with attention (CBAM, BAM, SE) on real video files or, with no "
         "--data, on the built-in demo set (generated on first use, no download; demo defaults "
         "give a small network that trains on a CPU in a few minutes). Writes checkpoints (every "
@@ -309,7 +309,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py",
+        prog="cbam3d evaluate",
         description="Video-level evaluation of a checkpoint: the scores of several clips and crops per video are "
         "averaged; prints top-1 / top-5, per-class accuracy and the confusion matrix, and saves the "
         "matrix as a PNG and everything as JSON.",
@@ -385,21 +385,60 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 
 def predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="predict.py",
-        description="Classify video files with a trained checkpoint: prints the top-k classes with their "
-        "probabilities for each file (a few centre-cropped clips per file, averaged).",
+        prog="cbam3d predict",
+        description="Classify video files with a trained checkpoint or an export: prints the top-k classes with "
+        "their probabilities for each file (a few centre-cropped clips per file, averaged); with --window, "
+        "for each window over the whole video too.",
     )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to classify")
     parser.add_argument(
-        "--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint written by train.py"
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="CKPT",
+        help="a checkpoint written by cbam3d train, or a .onnx / .pt2 written by cbam3d export (runs on the CPU)",
     )
     parser.add_argument("--topk", type=int, default=5, metavar="K", help="classes to show per file; default: 5")
     parser.add_argument(
-        "--clips", type=int, default=3, metavar="N", help="evenly spaced clips per file, scores averaged; default: 3"
+        "--clips",
+        type=int,
+        default=3,
+        metavar="N",
+        help="evenly spaced clips per file (per window with --window), scores averaged; default: 3",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...; default: auto")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as JSON (with --window: a windows list per file)"
+    )
+    windows = parser.add_argument_group("long videos: sliding windows")
+    windows.add_argument(
+        "--window",
+        type=float,
+        metavar="SECONDS",
+        help="score windows of this length over the whole video (one streaming pass, memory flat in the "
+        "video's length; --clips clips per window) and give each window's top-k and their mean",
+    )
+    windows.add_argument(
+        "--stride", type=float, metavar="SECONDS", help="step between window starts; default: the window length"
+    )
+    windows.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="with --window: also write DIR/<video>_windows.csv and DIR/<video>_timeline.png (the top "
+        "classes' probabilities over time)",
+    )
     return parser
+
+
+def _prediction_json(prediction: Prediction) -> dict[str, Any]:
+    def top(pairs: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        return [{"label": name, "probability": value} for name, value in pairs]
+
+    result = {"path": str(prediction.path), "top": top(prediction.top), "error": prediction.error}
+    if prediction.windows:
+        result["windows"] = [{"start": w.start, "end": w.end, "top": top(w.top)} for w in prediction.windows]
+    return result
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
@@ -407,23 +446,30 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     parser = predict_parser()
     args = parser.parse_args(argv)
 
+    if args.window is None and (args.stride is not None or args.output is not None):
+        parser.error("--stride and --output need --window SECONDS (sliding-window prediction)")
     try:
-        predictions = predict_files(args.videos, args.checkpoint, topk=args.topk, clips=args.clips, device=args.device)
+        predictions = predict_files(
+            args.videos,
+            args.checkpoint,
+            topk=args.topk,
+            clips=args.clips,
+            device=args.device,
+            window=args.window,
+            stride=args.stride,
+        )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {"path": str(p.path), "top": [{"label": n, "probability": v} for n, v in p.top], "error": p.error}
-                    for p in predictions
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([_prediction_json(p) for p in predictions], indent=2))
     else:
         for prediction in predictions:
             print(prediction.format())
+    if args.output is not None:
+        for prediction in predictions:
+            if prediction.error is None:
+                paths = write_window_files(prediction, args.output)
+                print(f"wrote {', '.join(map(str, paths))}", file=sys.stderr)
     failed = [p for p in predictions if p.error is not None]
     if failed:
         print(f"{len(failed)} of {len(predictions)} files could not be read", file=sys.stderr)

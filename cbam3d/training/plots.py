@@ -1,4 +1,4 @@
-"""PNG figures: training curves and confusion matrices (matplotlib, Agg backend: no display needed)."""
+"""PNG figures: training curves, confusion matrices and prediction timelines (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["plot_confusion_matrix", "plot_training_curves"]
+__all__ = ["plot_confusion_matrix", "plot_timeline", "plot_training_curves"]
 
 
 def _pyplot():
@@ -98,5 +98,36 @@ def plot_confusion_matrix(
                         fontsize=7,
                         color="white" if rates[row, column] > 0.5 else "black",
                     )
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_timeline(
+    times: Sequence[tuple[float, float]],
+    probabilities: dict[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    title: str = "Class probabilities over time",
+) -> Path:
+    """Each class's probability per window over time, drawn at the windows' centres.
+
+    Args:
+        times: ``(start, end)`` seconds of each window, in order.
+        probabilities: class name -> one probability per window (the classes to draw, most likely first).
+        path: the PNG file to write.
+    """
+    if not times:
+        raise ValueError("no window to plot")
+    if any(len(values) != len(times) for values in probabilities.values()):
+        raise ValueError(f"every class needs one probability per window ({len(times)})")
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(10, 3.5))
+    centres = [(start + end) / 2 for start, end in times]
+    for name, values in probabilities.items():
+        axes.plot(centres, [100 * value for value in values], "o-" if len(times) < 50 else "-", ms=3, label=name)
+    axes.set(title=title, xlabel="time (s, window centre)", ylabel="probability (%)", ylim=(0, 100))
+    axes.set_xlim(times[0][0], times[-1][1])
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     return _save(figure, path)

@@ -20,7 +20,7 @@ __all__ = ["main", "parser"]
 def parser() -> argparse.ArgumentParser:
 
     result = argparse.ArgumentParser(
-        prog="visualize.py",
+        prog="cbam3d visualize",
         description="Draw where a trained video network's attention goes on one clip of VIDEO: an animation with "
         "each layer's spatial attention as a heat map on the frames, a PNG grid of frames x layers, "
         "the temporal attention per layer as a plot, and a JSON summary, all titled with the top "
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             display_size=arguments.display_size,
         )
     except (FileNotFoundError, ValueError, VideoDecodeError) as error:
-        print(f"visualize.py: error: {error}", file=sys.stderr)
+        print(f"cbam3d visualize: error: {error}", file=sys.stderr)
         return 2
     print(f"{arguments.video}: {format_predictions(result.predictions)}")
     print(f"layers: {', '.join(result.layers)}")
