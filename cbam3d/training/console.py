@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["COMMAND", "closing_summary", "command", "quiet_dependencies"]
 
-COMMAND = "python scripts/{}.py"
+COMMAND = "cbam3d {}"
 """How our commands are spelled in messages, ``{}`` standing for the command's name (``evaluate``)."""
 
 # Lightning logs its info messages, tips included, through these (which one depends on the import order).
