@@ -68,6 +68,14 @@ Predicate = Callable[[str, nn.Module], bool]
 
 
 @dataclass(frozen=True)
+class StageEnd:
+    """A module whose output enters a downsampling stage, and its output channels (None if unknown)."""
+
+    module: str
+    channels: int | None
+
+
+@dataclass(frozen=True)
 class ResidualNorm:
     """The last normalization ``norm`` on the residual branch of an addition made in module ``block``
     (qualified names; ``""`` is the model itself)."""
@@ -211,7 +219,25 @@ def _output_module(node: fx.Node, nodes: Sequence[fx.Node]) -> str | None:
     return next((path for path in _stack(node) if path and last.get(path) is node), None)
 
 
-def stage_ends(model: nn.Module, traced: Sequence[_Traced], count: int = 3) -> list[str]:
+def _stage_input(node: fx.Node, stage: str) -> fx.Node:
+    """The first node back from ``node`` (along first inputs) made outside module ``stage``."""
+    while stage in _stack(node) and node.all_input_nodes:
+        node = node.all_input_nodes[0]
+    return node
+
+
+def _channels_of(model: nn.Module, prefix: str, node: fx.Node) -> int | None:
+    """The channels of ``node``'s output: those of the last norm or conv back along first inputs."""
+    while node.all_input_nodes:
+        if node.op == "call_module":
+            channels = layer_channels(model.get_submodule(_qualify(prefix, node.target)))
+            if channels is not None:
+                return channels
+        node = node.all_input_nodes[0]
+    return None
+
+
+def stage_ends(model: nn.Module, traced: Sequence[_Traced], count: int = 3) -> list[StageEnd]:
     """The modules whose outputs enter the first ``count`` downsampling stages after the first residual
     addition (a strided conv or pool starts a stage; its outermost enclosing module is the stage).
 
@@ -225,7 +251,7 @@ def stage_ends(model: nn.Module, traced: Sequence[_Traced], count: int = 3) -> l
         first = next((node for node, _ in _residual_additions(model, part)), None)
         if first is None:
             continue
-        ends: list[str] = []
+        ends: list[StageEnd] = []
         stages: set[str] = set()
         for node in nodes[nodes.index(first) :]:
             if node.op != "call_module" or not _downsamples(model.get_submodule(_qualify(part.prefix, node.target))):
@@ -234,14 +260,14 @@ def stage_ends(model: nn.Module, traced: Sequence[_Traced], count: int = 3) -> l
             if stage in stages:
                 continue
             stages.add(stage)
-            feeder = next(n for n in _walk_back(node, set()) if stage not in _stack(n))
+            feeder = _stage_input(node, stage)
             end = _output_module(feeder, nodes)
             if end is None:
                 raise ValueError(
                     f"the input of stage {_qualify(part.prefix, stage)!r} is not the output of one module; "
                     "name the places with at="
                 )
-            ends.append(_qualify(part.prefix, end))
+            ends.append(StageEnd(_qualify(part.prefix, end), _channels_of(model, part.prefix, feeder)))
             if len(ends) == count:
                 return ends
         raise ValueError(
@@ -279,12 +305,12 @@ def layer_dims(module: nn.Module) -> int | None:
 
 
 def layer_channels(module: nn.Module) -> int | None:
-    """The output channels a norm or conv says it has (for a container: its last such layer)."""
-    for layer in reversed(list(module.modules())):
-        for attribute in ("num_features", "num_channels", "out_channels"):
-            value = getattr(layer, attribute, None)
-            if isinstance(value, int):
-                return value
+    """The output channels a norm or conv says it has (``num_features``, ``num_channels``,
+    ``out_channels``); None for any other module (a container's output need not be its last layer's)."""
+    for attribute in ("num_features", "num_channels", "out_channels"):
+        value = getattr(module, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
     return None
 
 

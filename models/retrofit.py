@@ -153,7 +153,8 @@ def _build(
     like = next((t for t in tensors if t.is_floating_point()), None)
     if like is not None:
         module = module.to(device=like.device, dtype=like.dtype)
-    return IdentityInitAttention(module) if identity_init else module
+    module = IdentityInitAttention(module) if identity_init else module
+    return module.train(layer.training)
 
 
 def _check_free(module: nn.Module, where: str) -> None:
@@ -191,13 +192,18 @@ def _add_block_attention(model: nn.Module, builder: AttentionBuilder, identity_i
     for place in places:
         _check_free(model.get_submodule(place.norm), f"the branch of {place.norm!r}")
     for _, block in ours:
-        norm = getattr(block, block.chain[-1][1])
+        norm = _last_norm(block)
         block.attention = _build(model, builder, norm, norm.num_features, identity_init)
     for place in places:
         norm = model.get_submodule(place.norm)
         owner_path, owner = attribute_owner(model, place.block)
         name = "attention" if not hasattr(owner, "attention") else _relative_name(owner_path, place.norm)
         _attach(model, place.norm, owner_path, name, _build(model, builder, norm, layer_channels(norm), identity_init))
+
+
+def _last_norm(block: ResidualBlock) -> nn.Module:
+    """The BatchNorm that ends the residual branch of one of this package's blocks."""
+    return getattr(block, block.chain[-1][1])
 
 
 def _relative_name(owner_path: str, target: str) -> str:
@@ -213,18 +219,18 @@ def _add_stage_attention(model: nn.Module, builder: AttentionBuilder, identity_i
             raise ValueError(f"{type(model).__name__} already has attention (bam1..bam3)")
         for index, name in enumerate(names, start=1):
             stage = getattr(model, f"layer{index}")
-            setattr(model, name, _build(model, builder, stage, layer_channels(stage), identity_init))
+            setattr(model, name, _build(model, builder, stage, _last_norm(stage[-1]).num_features, identity_init))
         return
     traced, failures = trace_model(model)
     if not residual_norms(model, traced):
         raise _no_place_error(model, failures)
     ends = stage_ends(model, traced, count=len(names))
     for end in ends:
-        _check_free(model.get_submodule(end), f"stage end {end!r}")
+        _check_free(model.get_submodule(end.module), f"stage end {end.module!r}")
     attribute_owner(model, "")
     for name, end in zip(names, ends):
-        stage = model.get_submodule(end)
-        _attach(model, end, "", name, _build(model, builder, stage, layer_channels(stage), identity_init))
+        stage = model.get_submodule(end.module)
+        _attach(model, end.module, "", name, _build(model, builder, stage, end.channels, identity_init))
 
 
 def _add_named_attention(
