@@ -5,7 +5,8 @@
   through :func:`from_torchvision`.
 - :func:`resnet2d`: the CBAM/BAM papers' ImageNet ResNets, loading official checkpoints through
   ``cbam3d.from_official``.
-- :func:`add_attention`: retrofit attention into any existing network (places found by torch.fx or named); :func:`inflate`: 2D -> 3D weights.
+- :func:`add_attention`: retrofit attention into any existing network (places found by torch.fx or named);
+  :func:`inflate`: 2D -> 3D weights.
 - :func:`create_model` / :data:`MODEL_NAMES`: video models by name.
 """
 
