@@ -290,7 +290,7 @@ def matched_modules(model: nn.Module, at: Sequence[str] | Predicate) -> list[str
         if not chosen:
             raise ValueError(f"the at= predicate picked no module; module names look like {names[:6]}")
         return chosen
-    if isinstance(at, str) or not all(isinstance(p, str) for p in at):
+    if isinstance(at, str) or not isinstance(at, Sequence) or not all(isinstance(p, str) for p in at):
         raise TypeError(f'at must be "auto", a list of module-name patterns or a predicate, got {at!r}')
     for pattern in at:
         if not fnmatch.filter(names, pattern):

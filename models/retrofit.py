@@ -227,7 +227,7 @@ def _add_stage_attention(model: nn.Module, builder: AttentionBuilder, identity_i
     ends = stage_ends(model, traced, count=len(names))
     for end in ends:
         _check_free(model.get_submodule(end.module), f"stage end {end.module!r}")
-    attribute_owner(model, "")
+    attribute_owner(model, "")  # refuses a bare Sequential or ModuleList, whose forward would run bam1..bam3
     for name, end in zip(names, ends):
         stage = model.get_submodule(end.module)
         _attach(model, end.module, "", name, _build(model, builder, stage, end.channels, identity_init))

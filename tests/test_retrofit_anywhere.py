@@ -149,6 +149,8 @@ def test_auto_without_residual_additions_and_unmatched_patterns_point_to_at():
         models.add_attention(basic_unet(), "cbam", at=["encoder.*"])
     with pytest.raises(ValueError, match="at must be"):
         models.add_attention(basic_unet(), "cbam", at="conv_0")
+    with pytest.raises(TypeError, match="at must be"):
+        models.add_attention(basic_unet(), "cbam", at=5)
 
 
 def test_untraceable_forward_error_says_why_and_points_to_at():
@@ -193,10 +195,24 @@ def test_torch_export_of_a_retrofitted_network_matches_eager(randomize):
         torch.testing.assert_close(exported.module()(x), model(x))
 
 
+class TinyResidual(nn.Module):
+    """``relu(x + bn(conv(x)))`` on 4-channel volumes: the smallest network with one residual addition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm3d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
 def test_onnx_dynamo_export_of_a_retrofitted_network_matches_eager(randomize):
+    """The hook and the attention export to ONNX (a tiny network: the exporter's time grows with the graph)."""
     onnxruntime = pytest.importorskip("onnxruntime")
-    model = randomize(models.add_attention(residual_unet(), "cbam"), seed=5).eval()
-    x = volume(*VOLUME)
+    model = randomize(models.add_attention(TinyResidual(), "cbam"), seed=5).eval()
+    assert places(model) == ["bn -> attention"]
+    x = volume(1, 4, 4, 8, 8)
     program = torch.onnx.export(model, (x,), dynamo=True)
     session = onnxruntime.InferenceSession(program.model_proto.SerializeToString())
     (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
