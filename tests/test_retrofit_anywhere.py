@@ -97,6 +97,17 @@ def test_bam_on_torchvision_resnet_hooks_the_outputs_of_layer1_to_layer3():
     assert [model.bam1.channels, model.bam2.channels, model.bam3.channels] == [64, 128, 256]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_bam_on_pytorchvideo_resnet_follows_its_first_three_res_stages():
+    """pytorchvideo's create_resnet: BAM on the outputs of blocks.1..3 (ResStage 1-3), today's place."""
+    from pytorchvideo.models.resnet import create_resnet
+
+    model = create_resnet(model_depth=50, model_num_class=4, stem_dim_out=16, head_pool_kernel_size=(2, 1, 1))
+    models.add_attention(model, "bam")
+    assert places(model) == ["blocks.1 -> bam1", "blocks.2 -> bam2", "blocks.3 -> bam3"]
+    assert [type(model.get_submodule(f"blocks.{i}")).__name__ for i in (1, 2, 3)] == ["ResStage"] * 3
+
+
 @pytest.mark.parametrize("make", [tv_video.r2plus1d_18, tv_video.mc3_18], ids=["r2plus1d_18", "mc3_18"])
 def test_block_attention_on_torchvision_video_resnets_follows_each_block_last_norm(make):
     """One module per block, after the BatchNorm that ends the branch (``conv2.1`` in torchvision's video blocks)."""
