@@ -11,10 +11,24 @@ from .layers import BATCH_NORM, CONV, channel_map, check_positive_int, hidden_ch
 from .registry import register_attention
 
 COMBINES: tuple[str, ...] = ("sum", "product")
+CHANNEL_NORMS: tuple[str, ...] = ("batch", "layer", "none")
+"""How BAM's channel branch normalizes its hidden layer: ``"batch"`` (BatchNorm1d over the batch, the
+paper's; needs 2 or more samples in training), ``"layer"`` (LayerNorm over the hidden units, any batch
+size) or ``"none"``."""
+
+
+def _channel_norm(kind: str, hidden: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(hidden)
+    return nn.LayerNorm(hidden) if kind == "layer" else nn.Identity()
 
 
 class BAMChannelGate(AttentionModule):
-    """BAM's channel branch: global average pool -> Linear(C, C//r) -> BatchNorm1d -> ReLU -> Linear(C//r, C).
+    """BAM's channel branch: global average pool -> Linear(C, C//r) -> norm -> ReLU -> Linear(C//r, C).
+
+    ``channel_norm`` picks the norm (see :data:`CHANNEL_NORMS`): the paper's BatchNorm1d (default), a
+    LayerNorm, or none; the state_dict keys are ``mlp.0``, ``mlp.1`` (the norm, if it has parameters),
+    ``mlp.3`` for all three.
 
     Shape:
         input (N, C, *spatial); :meth:`logits` gives (N, C, 1, ...) with ``dims`` ones.
@@ -23,15 +37,23 @@ class BAMChannelGate(AttentionModule):
     has_channel_parameters = True
     map_kind = "channel"
 
-    def __init__(self, channels: int | None = None, dims: int = 2, *, reduction: int = 16) -> None:
+    def __init__(
+        self, channels: int | None = None, dims: int = 2, *, reduction: int = 16, channel_norm: str = "batch"
+    ) -> None:
         super().__init__(dims)
         self.reduction = check_positive_int(reduction, "reduction")
+        if channel_norm not in CHANNEL_NORMS:
+            raise ValueError(f"unknown channel_norm {channel_norm!r}: expected one of {CHANNEL_NORMS}")
+        self.channel_norm = channel_norm
         self.init_channels(channels)
 
     def build(self, channels: int) -> None:
         hidden = hidden_channels(channels, self.reduction)
         self.mlp = nn.Sequential(
-            nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
+            nn.Linear(channels, hidden),
+            _channel_norm(self.channel_norm, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, channels),
         )
 
     def channels_in_state_dict(self, state_dict: dict, prefix: str) -> int | None:
@@ -45,12 +67,17 @@ class BAMChannelGate(AttentionModule):
 
     def logits_unchecked(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`logits` for an ``x`` already checked, with the gate built (for :class:`BAM`)."""
+        if self.training and self.channel_norm == "batch" and x.shape[0] == 1:
+            raise ValueError(
+                "BAM's channel branch normalizes over the batch (channel_norm='batch', BatchNorm1d) and cannot "
+                "train on a batch of 1; use channel_norm='layer' or 'none', or batches of 2 or more"
+            )
         logits = channel_map(self.mlp(x.mean(dim=spatial_axes(x))), self.dims)
         self.report_logits(logits)
         return logits
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, reduction={self.reduction}"
+        return f"{super().extra_repr()}, reduction={self.reduction}, channel_norm={self.channel_norm!r}"
 
 
 class BAMSpatialGate(AttentionModule):
@@ -130,6 +157,9 @@ class BAM(AttentionModule):
         num_dilated: how many dilated convs the spatial branch has.
         combine: ``"sum"`` adds the branches as the paper does (eq. 1-2); ``"product"`` multiplies them,
             ``x * (1 + sigmoid(Mc * Ms))``, as the released code and its ImageNet checkpoint do.
+        channel_norm: the channel branch's norm, ``"batch"`` (the paper's BatchNorm1d over the batch;
+            training needs batches of 2 or more), ``"layer"`` or ``"none"`` (for batch size 1, common
+            in 3D segmentation).
 
     Unlike the released code, which average-pools with an H x H window, the channel branch pools
     globally, so any H, W (and T) work.
@@ -149,12 +179,13 @@ class BAM(AttentionModule):
         dilation: int = 4,
         num_dilated: int = 2,
         combine: str = "sum",
+        channel_norm: str = "batch",
     ) -> None:
         super().__init__(dims)
         if combine not in COMBINES:
             raise ValueError(f"unknown combine {combine!r}: expected one of {COMBINES}")
         self.combine = combine
-        self.channel_gate = BAMChannelGate(channels, dims, reduction=reduction)
+        self.channel_gate = BAMChannelGate(channels, dims, reduction=reduction, channel_norm=channel_norm)
         self.spatial_gate = BAMSpatialGate(
             channels, dims, reduction=reduction, dilation=dilation, num_dilated=num_dilated
         )

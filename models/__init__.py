@@ -5,7 +5,8 @@
   through :func:`from_torchvision`.
 - :func:`resnet2d`: the CBAM/BAM papers' ImageNet ResNets, loading official checkpoints through
   ``cbam3d.from_official``.
-- :func:`add_attention`: retrofit attention into an existing network; :func:`inflate`: 2D -> 3D weights.
+- :func:`add_attention`: retrofit attention into any existing network (places found by torch.fx or named);
+  :func:`inflate`: 2D -> 3D weights.
 - :func:`create_model` / :data:`MODEL_NAMES`: video models by name.
 """
 
@@ -16,12 +17,13 @@ from .image import resnet2d
 from .inflate import inflate, inflate_tensor
 from .registry import MODEL_NAMES, create_model
 from .resnet import ResNet, init_weights
-from .retrofit import IdentityInitAttention, add_attention
+from .retrofit import AttentionAfter, IdentityInitAttention, add_attention
 from .torchvision_keys import from_torchvision, to_torchvision
 from .video import mc3_18, r2plus1d, r2plus1d_18, r3d_18, resnet3d
 
 __all__ = [
     "MODEL_NAMES",
+    "AttentionAfter",
     "AttentionPlan",
     "BasicBlock",
     "Bottleneck",

@@ -124,7 +124,7 @@ def test_retrofit_rejects_stacking_and_networks_without_residual_blocks():
     model = models.add_attention(tv_video.r3d_18(), "se")
     with pytest.raises(ValueError, match="already has attention"):
         models.add_attention(model, "cbam")
-    with pytest.raises(ValueError, match="no residual blocks"):
+    with pytest.raises(ValueError, match="no residual addition.*at="):
         models.add_attention(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), "cbam")
     with pytest.raises(ValueError, match="unknown attention"):
         models.add_attention(tv_video.r3d_18(), "gcnet")
