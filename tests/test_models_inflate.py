@@ -21,12 +21,16 @@ def frames_of(x2d: torch.Tensor, frames: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("depth, attention", [(18, "cbam"), (50, "bam")])
 def test_centre_inflation_reproduces_the_2d_network_on_identical_frames(depth, attention, randomize):
-    """'centre' inflation: on a clip of identical frames the 3D network's logits equal the 2D ones."""
-    net2d = randomize(models.resnet2d(depth, attention=attention, num_classes=10), seed=depth).eval()
-    net3d = models.inflate(net2d.state_dict(), models.resnet3d(depth, attention=attention, num_classes=10)).eval()
-    x = image(1, 3, 32, 32)
+    """'centre' inflation: on a clip of identical frames the 3D network's logits equal the 2D ones.
+
+    In float64: in float32 the 2D and 3D convolutions sum in different orders, and through ResNet-50's
+    randomised BatchNorms the rounding alone reaches 2e-4 relative for some initialisations."""
+    net2d = randomize(models.resnet2d(depth, attention=attention, num_classes=10), seed=depth).double().eval()
+    net3d = models.inflate(net2d.state_dict(), models.resnet3d(depth, attention=attention, num_classes=10))
+    net3d = net3d.double().eval()
+    x = image(1, 3, 32, 32).double()
     with torch.no_grad():
-        torch.testing.assert_close(net3d(frames_of(x, 4)), net2d(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(net3d(frames_of(x, 4)), net2d(x), rtol=1e-9, atol=1e-10)
 
 
 @pytest.mark.parametrize("mode", ["centre", "repeat"])
