@@ -207,8 +207,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     if config.data is None:
-        root = Path(ensure_demo_dataset(train_per_class=config.demo_videos))
-        rank_zero_info(f"data: the built-in demo set at {root}")
+        root = Path(ensure_demo_dataset(variant=config.demo, train_per_class=config.demo_videos))
+        rank_zero_info(f"data: the built-in {config.demo} demo set at {root}")
     else:
         root = config.data
     data = VideoDataModule(
