@@ -89,6 +89,14 @@ COMMANDS: tuple[Command, ...] = (
         extra="",
     ),
     Command(
+        name="ablate",
+        help="train a grid of attentions, variants and seeds and tabulate accuracy against cost",
+        module="cbam3d.training.ablate",
+        parser="ablate_parser",
+        main="ablate_main",
+        extra="train",
+    ),
+    Command(
         name="export",
         help="export a checkpoint to ONNX or torch.export (.pt2) and check it against PyTorch",
         module="cbam3d.training.export",

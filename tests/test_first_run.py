@@ -1,6 +1,7 @@
-"""The first run as a newcomer sees it: ``cbam3d train`` (here ``scripts/train.py``) with an empty cache shows the demo set's generation,
-no third-party tip or dependency deprecation, our own model summary, and ends saying where everything is and
-what to run next. Silencing happens in the command only: the library leaves logging and warnings alone.
+"""The first run as a newcomer sees it: ``cbam3d train`` (here ``scripts/train.py``) with an empty cache shows
+the demo set's generation, no third-party tip or dependency deprecation, our own model summary, and ends
+saying where everything is and what to run next. Silencing happens in the command only: the library leaves
+logging and warnings alone.
 """
 
 from __future__ import annotations

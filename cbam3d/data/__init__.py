@@ -17,7 +17,7 @@ Typical use::
 
 from .dataset import VideoClipDataset, collate_clips
 from .decoding import VideoDecodeError, VideoInfo, VideoReader, read_clip
-from .demo import DEMO_CLASSES, demo_cache_dir, ensure_demo_dataset
+from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_dataset
 from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
 from .encoding import write_video
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
@@ -27,6 +27,7 @@ from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_trans
 __all__ = [
     "DATASET_INFO_FILE",
     "DEMO_CLASSES",
+    "DEMO_VARIANTS",
     "KINETICS_MEAN",
     "KINETICS_STD",
     "SPLITS",

@@ -17,6 +17,17 @@ Videos are 64 x 64 pixels, 16 frames, H.264 / yuv420p mp4, written as a folder p
 lists (``splits/classInd.txt``, ``splits/trainlist01.txt``, ``splits/testlist01.txt``; train and test use
 disjoint sets of digit images), so they load through :func:`cbam3d.data.discover_videos` like users' data.
 The root's ``cbam3d_dataset.json`` says ``"flip_safe": false``: a mirror image swaps left/right and cw/ccw.
+
+The **hard** variant (``variant="hard"``, cached separately) is built so that motion alone is not enough: the
+target must first be found. Three to five distractors each perform one of the eight class motions themselves
+(drawn at random, independently of the clip's class), so every clip shows several class motions at once. The
+target is the one sprite drawn at full brightness; each distractor's colour value is 55-80 % of the target's
+(hue and saturation from the same distribution for all), and every frame's overall brightness flickers by a
+random factor in [0.8, 1.2], so the target is singled out only by its brightness relative to the other sprites
+of the same frame. A single frame still tells nothing about the class: every sprite's path is a class path
+with the uniform per-frame marginals above, and the sprites' looks do not depend on the class. Its default
+size is 200 training and 40 test videos per class. (A network that cannot tell the target apart can only pick
+one of the motions it sees, about a quarter to a third right; one that finds it is back to the standard task.)
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from .encoding import write_video
 
 __all__ = [
     "DEMO_CLASSES",
+    "DEMO_VARIANTS",
     "DEMO_VERSION",
     "demo_cache_dir",
     "ensure_demo_dataset",
@@ -52,6 +64,9 @@ __all__ = [
 DEMO_CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
 #: Bumped whenever the generator's output changes, so cached copies of older versions are not reused.
 DEMO_VERSION = 1
+#: "standard": distractors that wander at random; "hard": distractors that perform class motions (module doc).
+DEMO_VARIANTS = ("standard", "hard")
+_DEFAULT_SIZES = {"standard": (80, 20), "hard": (200, 40)}  # (train, test) videos per class
 DEMO_SIZE = 64
 DEMO_FRAMES = 16
 DEMO_FPS = 16
@@ -62,6 +77,9 @@ _TURN_RAD = (math.radians(15), math.radians(25))
 _GROWTH_LOG = (0.05, 0.07)
 _DISTRACTORS = (2, 4)
 _JITTER_PX, _WOBBLE_RAD = 0.8, 0.06
+_HARD_DISTRACTORS = (3, 5)
+_HARD_DISTRACTOR_VALUE = (0.55, 0.8)  # a distractor's colour value relative to the target's
+_HARD_FLICKER = 0.2  # every frame's brightness is scaled by a factor in [1 - flicker, 1 + flicker]
 
 
 def demo_cache_dir() -> Path:
@@ -81,8 +99,9 @@ def _digit_images() -> np.ndarray:
     return (load_digits().images / 16.0).astype(np.float32)
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.75, 1.0))) * 255
+def _random_colour(rng: np.random.Generator, relative_value: float = 1.0) -> np.ndarray:
+    hue, saturation, value = rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.75, 1.0)
+    return np.array(colorsys.hsv_to_rgb(hue, saturation, value * relative_value)) * 255
 
 
 def _cyclic_log_scale(rng: np.random.Generator, rate: float) -> np.ndarray:
@@ -141,26 +160,42 @@ def _sprite_alphas(images: np.ndarray, centre: np.ndarray, angle: np.ndarray, lo
     return alpha.view(sprites, frames, DEMO_SIZE, DEMO_SIZE)
 
 
-def render_demo_video(class_name: str, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+def render_demo_video(
+    class_name: str, rng: np.random.Generator, digits: np.ndarray, *, variant: str = "standard"
+) -> np.ndarray:
     """One demo clip: uint8 RGB frames (16, 64, 64, 3) showing ``class_name``'s motion among distractors.
 
     Args:
         class_name: one of :data:`DEMO_CLASSES`.
         rng: the clip's random generator (the only source of randomness).
         digits: the pool of 8x8 sprite alpha masks to draw from, (N, 8, 8) in [0, 1].
+        variant: one of :data:`DEMO_VARIANTS` (see the module documentation).
     """
     if class_name not in DEMO_CLASSES:
         raise ValueError(f"class_name must be one of {DEMO_CLASSES}, got {class_name!r}")
+    if variant not in DEMO_VARIANTS:
+        raise ValueError(f"variant must be one of {DEMO_VARIANTS}, got {variant!r}")
     paths = [sample_target_path(rng, class_name)]
-    paths += [_distractor_path(rng) for _ in range(rng.integers(_DISTRACTORS[0], _DISTRACTORS[1] + 1))]
+    if variant == "hard":
+        count = rng.integers(_HARD_DISTRACTORS[0], _HARD_DISTRACTORS[1] + 1)
+        paths += [sample_target_path(rng, DEMO_CLASSES[rng.integers(len(DEMO_CLASSES))]) for _ in range(count)]
+    else:
+        paths += [_distractor_path(rng) for _ in range(rng.integers(_DISTRACTORS[0], _DISTRACTORS[1] + 1))]
     order = rng.permutation(len(paths))  # random depth order: the target is not always on top
     images = digits[rng.integers(len(digits), size=len(paths))]
-    colours = torch.from_numpy(np.stack([_random_colour(rng) for _ in paths])).float()
+    if variant == "hard":
+        relative = [1.0, *rng.uniform(*_HARD_DISTRACTOR_VALUE, size=len(paths) - 1)]
+        colours = torch.from_numpy(np.stack([_random_colour(rng, value) for value in relative])).float()
+    else:
+        colours = torch.from_numpy(np.stack([_random_colour(rng) for _ in paths])).float()
     background = rng.uniform(10, 50) + rng.normal(0, 3, size=(DEMO_SIZE, DEMO_SIZE, 1))
     alphas = _sprite_alphas(images[order], *(np.stack([p[i] for p in paths])[order] for i in range(3)))
     canvas = torch.from_numpy(background).float().expand(DEMO_FRAMES, DEMO_SIZE, DEMO_SIZE, 3)
     for alpha, colour in zip(alphas[..., None], colours[order]):
         canvas = canvas * (1 - alpha) + colour * alpha
+    if variant == "hard":
+        gains = 1 + rng.uniform(-_HARD_FLICKER, _HARD_FLICKER, size=DEMO_FRAMES)
+        canvas = canvas * torch.from_numpy(gains).float().view(-1, 1, 1, 1)
     return canvas.round().clamp_(0, 255).to(torch.uint8).numpy()
 
 
@@ -175,15 +210,17 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _write_dataset(folder: Path, seed: int, train_per_class: int, test_per_class: int, *, progress: bool) -> None:
+def _write_dataset(
+    folder: Path, seed: int, train_per_class: int, test_per_class: int, *, variant: str, progress: bool
+) -> None:
     with _one_torch_thread():
-        _write_videos_and_lists(folder, seed, train_per_class, test_per_class, progress=progress)
-    info = _dataset_info(seed, train_per_class, test_per_class)
+        _write_videos_and_lists(folder, seed, train_per_class, test_per_class, variant=variant, progress=progress)
+    info = _dataset_info(seed, train_per_class, test_per_class, variant)
     (folder / DATASET_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")  # written last: marks completion
 
 
 def _write_videos_and_lists(
-    folder: Path, seed: int, train_per_class: int, test_per_class: int, *, progress: bool
+    folder: Path, seed: int, train_per_class: int, test_per_class: int, *, variant: str, progress: bool
 ) -> None:
     digits = _digit_images()
     pools = {"train": digits[0::2], "test": digits[1::2]}
@@ -198,7 +235,9 @@ def _write_videos_and_lists(
             part = "train" if index < train_per_class else "test"
             rng = np.random.default_rng([seed, label, index])
             relative = f"{class_name}/{class_name}_{index:03d}.mp4"
-            write_video(folder / relative, render_demo_video(class_name, rng, pools[part]), fps=DEMO_FPS)
+            write_video(
+                folder / relative, render_demo_video(class_name, rng, pools[part], variant=variant), fps=DEMO_FPS
+            )
             (train_lines if part == "train" else test_lines).append(
                 f"{relative} {label + 1}" if part == "train" else relative
             )
@@ -210,9 +249,9 @@ def _write_videos_and_lists(
     (splits / "testlist01.txt").write_text("\n".join(test_lines) + "\n")
 
 
-def _dataset_info(seed: int, train_per_class: int, test_per_class: int) -> dict:
-    return {
-        "name": "cbam3d-demo",
+def _dataset_info(seed: int, train_per_class: int, test_per_class: int, variant: str) -> dict:
+    info = {
+        "name": "cbam3d-demo" if variant == "standard" else f"cbam3d-demo-{variant}",
         "version": DEMO_VERSION,
         "seed": seed,
         "train_per_class": train_per_class,
@@ -223,6 +262,9 @@ def _dataset_info(seed: int, train_per_class: int, test_per_class: int) -> dict:
         "fps": DEMO_FPS,
         "flip_safe": False,
     }
+    if variant != "standard":  # the standard set's info stays as it was, so its cached copies stay valid
+        info["variant"] = variant
+    return info
 
 
 def _existing_matches(folder: Path, expected: dict) -> bool:
@@ -248,33 +290,44 @@ def _existing_matches(folder: Path, expected: dict) -> bool:
 def ensure_demo_dataset(
     root: str | Path | None = None,
     *,
+    variant: str = "standard",
     seed: int = 0,
-    train_per_class: int = 80,
-    test_per_class: int = 20,
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
     progress: bool = False,
 ) -> Path:
     """Path to the demo data set, generating it first if it is not there yet (no download).
 
-    Generating the default 8 x (80 + 20) videos takes about 10-25 s on two CPU cores; later calls return at once.
+    Generating the default standard set, 8 x (80 + 20) videos, takes about 10-25 s on two CPU cores; the hard
+    set, 8 x (200 + 40) videos, a few minutes; later calls return at once.
 
     Args:
-        root: where the data set goes; None for ``demo_cache_dir() / "demo-v<version>-seed<seed>-<train>-<test>"``.
-            An existing, empty folder is used; a folder holding anything else is refused.
+        root: where the data set goes; None for ``demo_cache_dir() / "demo-v<version>-seed<seed>-<train>-<test>"``
+            (``"demo-hard-v..."`` for the hard variant). An existing, empty folder is used; a folder holding
+            anything else is refused.
+        variant: ``"standard"`` or ``"hard"`` (see the module documentation).
         seed: the data set is a deterministic function of the seed (and the generator version).
-        train_per_class, test_per_class: videos per class in the train and test lists.
+        train_per_class, test_per_class: videos per class in the train and test lists; None for the variant's
+            default (80 and 20 standard, 200 and 40 hard).
         progress: when the set is generated, say where on stderr (one line) and show a progress bar there.
 
     Generation writes into a temporary sibling folder that is renamed into place when complete, so an
     interrupted run never leaves a partial data set, and concurrent callers end up sharing one copy.
     """
+    if variant not in DEMO_VARIANTS:
+        raise ValueError(f"variant must be one of {DEMO_VARIANTS}, got {variant!r}")
+    default_train, default_test = _DEFAULT_SIZES[variant]
+    train_per_class = default_train if train_per_class is None else train_per_class
+    test_per_class = default_test if test_per_class is None else test_per_class
     for name, value in {"seed": seed, "train_per_class": train_per_class, "test_per_class": test_per_class}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
             raise ValueError(f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} int, got {value!r}")
     if root is None:
-        target = demo_cache_dir() / f"demo-v{DEMO_VERSION}-seed{seed}-{train_per_class}-{test_per_class}"
+        prefix = "demo" if variant == "standard" else f"demo-{variant}"
+        target = demo_cache_dir() / f"{prefix}-v{DEMO_VERSION}-seed{seed}-{train_per_class}-{test_per_class}"
     else:
         target = Path(root).expanduser()
-    expected = _dataset_info(seed, train_per_class, test_per_class)
+    expected = _dataset_info(seed, train_per_class, test_per_class, variant)
     if _existing_matches(target, expected):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +340,7 @@ def ensure_demo_dataset(
             flush=True,
         )
     try:
-        _write_dataset(partial, seed, train_per_class, test_per_class, progress=progress)
+        _write_dataset(partial, seed, train_per_class, test_per_class, variant=variant, progress=progress)
         try:
             os.rename(partial, target)  # atomic; replaces `target` only if it is an empty folder
         except OSError:

@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cbam3d.data import DEMO_VARIANTS
+
 from .config import (
     ACCELERATORS,
     DEMO_DEFAULTS,
     GENERAL_DEFAULTS,
+    HARD_DEMO_DEFAULTS,
     OPTIMIZERS,
     PRECISIONS,
     TrainConfig,
@@ -24,18 +27,32 @@ from .console import closing_summary, quiet_dependencies
 from .evaluate import evaluate_checkpoint, format_report
 from .predict import Prediction, predict_files, write_window_files
 
-__all__ = ["evaluate_main", "evaluate_parser", "predict_main", "predict_parser", "train_main", "train_parser"]
+__all__ = [
+    "config_from_args",
+    "evaluate_main",
+    "evaluate_parser",
+    "literal_or_text",
+    "predict_main",
+    "predict_parser",
+    "train_main",
+    "train_parser",
+]
+
+
+def literal_or_text(text: str) -> Any:
+    """``text`` read as a Python literal when it is one (``3``, ``0.5``, ``True``, ``(3, 7, 7)``), else as is."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE read as a Python literal when it is one (``3``, ``0.5``, ``True``, ``(3, 7, 7)``)."""
+    """``KEY=VALUE`` with VALUE read by :func:`literal_or_text`."""
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a Python name, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+    return key, literal_or_text(value)
 
 
 def _default(name: str) -> str:
@@ -75,6 +92,14 @@ def train_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="without --data: training videos per class of the generated demo set (8 classes; "
         f"its test list has the generator's default size); {_default('demo_videos')}",
+    )
+    data.add_argument(
+        "--demo",
+        choices=DEMO_VARIANTS,
+        help="without --data: which generated demo set; hard: distractors that perform class motions "
+        "themselves, so the target must be found (its own defaults: "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in HARD_DEMO_DEFAULTS.items())
+        + "); default: standard",
     )
     data.add_argument(
         "--annotations",
@@ -255,6 +280,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=args.data,
         demo_videos=args.demo_videos,
+        demo=args.demo,
         annotations=args.annotations,
         fold=args.fold,
         output=args.output,

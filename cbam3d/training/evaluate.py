@@ -71,7 +71,8 @@ def evaluate_checkpoint(
             root = Path(trained["data"])
         else:
             per_class = trained.get("demo_videos") or GENERAL_DEFAULTS["demo_videos"]
-            root = Path(ensure_demo_dataset(train_per_class=per_class))
+            variant = trained.get("demo") or "standard"
+            root = Path(ensure_demo_dataset(variant=variant, train_per_class=per_class))
     else:
         root = Path(data).expanduser()
     if not root.is_dir():

@@ -10,10 +10,11 @@ import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["plot_confusion_matrix", "plot_timeline", "plot_training_curves"]
+__all__ = ["plot_confusion_matrix", "plot_timeline", "plot_training_curves", "pyplot", "save_png"]
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the Agg backend (no display needed)."""
     # Deferred: matplotlib is slow to import and only the plots need it.
     import matplotlib
 
@@ -23,8 +24,9 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: str | os.PathLike) -> Path:
-    plt = _pyplot()
+def save_png(figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` as a PNG, atomically, and close it."""
+    plt = pyplot()
     try:
         return atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=120))
     finally:
@@ -43,7 +45,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | os.Pat
     """
     if not history:
         raise ValueError("no completed epoch to plot")
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [entry["epoch"] + 1 for entry in history]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label, style in (("train_loss", "train (label-smoothed)", "o-"), ("val_loss", "validation", "s-")):
@@ -58,7 +60,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | os.Pat
         axes.legend()
         axes.xaxis.get_major_locator().set_params(integer=True)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_confusion_matrix(
@@ -76,7 +78,7 @@ def plot_confusion_matrix(
     if counts.shape != (k, k):
         raise ValueError(f"confusion matrix of shape {counts.shape} does not match {k} class names")
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    plt = _pyplot()
+    plt = pyplot()
     side = min(4 + 0.45 * k, 40)
     figure, axes = plt.subplots(figsize=(side + 1.5, side))
     image = axes.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
@@ -99,7 +101,7 @@ def plot_confusion_matrix(
                         color="white" if rates[row, column] > 0.5 else "black",
                     )
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_timeline(
@@ -120,7 +122,7 @@ def plot_timeline(
         raise ValueError("no window to plot")
     if any(len(values) != len(times) for values in probabilities.values()):
         raise ValueError(f"every class needs one probability per window ({len(times)})")
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(10, 3.5))
     centres = [(start + end) / 2 for start, end in times]
     for name, values in probabilities.items():
@@ -130,4 +132,4 @@ def plot_timeline(
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)

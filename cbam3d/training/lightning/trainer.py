@@ -16,9 +16,11 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ensure_demo_dataset
+from cbam3d.models import count_parameters
+from cbam3d.models.complexity import measure
 
 from ..atomic import atomic_write_json
-from ..checkpoint import ClipSpec, ModelSpec, _torch_load, load_checkpoint, read_checkpoint_info
+from ..checkpoint import ClipSpec, ModelSpec, _torch_load, build_model, load_checkpoint, read_checkpoint_info
 from ..clips import checkpoint_eval_dataset, discover_split, eval_resize_for
 from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, resolve_config
 from ..devices import inference_autocast_dtype
@@ -29,6 +31,7 @@ from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import VideoDataModule
 from .module import VideoClassifier
 from .summary import ComplexitySummary
+from .throughput import TrainingThroughput
 
 __all__ = ["build_trainer", "resolve_resume_checkpoint", "train"]
 
@@ -217,8 +220,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     if config.data is None:
-        root = Path(ensure_demo_dataset(train_per_class=config.demo_videos, progress=rank_zero_only.rank == 0))
-        rank_zero_info(f"data: the built-in demo set at {root}")
+        root = Path(
+            ensure_demo_dataset(
+                variant=config.demo, train_per_class=config.demo_videos, progress=rank_zero_only.rank == 0
+            )
+        )
+        rank_zero_info(f"data: the built-in {config.demo} demo set at {root}")
     else:
         root = config.data
     data = VideoDataModule(
@@ -272,6 +279,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             raise UsageError(str(error)) from error
 
     per_device_batches = len(data.train_split.records) // (config.batch_size * devices * num_nodes)
+    throughput = TrainingThroughput()
+    config.callbacks = [*config.callbacks, throughput]
     trainer = build_trainer(config, output, accelerator=accelerator, steps_per_epoch=max(1, per_device_batches))
     for logger in trainer.loggers:
         logger.log_hyperparams(module.hyperparameters())
@@ -305,6 +314,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "attention": config.attention,
         "skipped_clips": skipped,
         "history": module.history,
+        # cost: parameters, GMACs of one clip (see cbam3d.models.complexity), and of this call's training epochs
+        "parameters": count_parameters(module.model),
+        "gmacs": measure(
+            lambda: build_model(model_spec, len(data.class_names)), (3, config.frames, config.size, config.size)
+        ).gmacs,
+        "train_clips_per_second": throughput.clips_per_second(),
+        "peak_memory_mb": throughput.peak_memory_mb(module.device),
     }
     atomic_write_json(metrics, output / "metrics.json")
     rank_zero_info(
