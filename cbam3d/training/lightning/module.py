@@ -71,6 +71,7 @@ class VideoClassifier(L.LightningModule):
         self.register_buffer("_train_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
         self.register_buffer("_val_sums", torch.zeros(4, dtype=torch.float64), persistent=False)
         self.skipped_clips = 0
+        self.unreadable_videos: set[str] = set()  # training videos whose clips were replaced by others
 
     # -- forward and the GPU memory format -------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -98,6 +99,7 @@ class VideoClassifier(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self.skipped_clips += int(batch.get("skipped", 0))
+        self.unreadable_videos.update(batch.get("unreadable", ()))
         video, labels = batch["video"], batch["label"]
         if video.shape[0] == 0:  # every clip of the batch was unreadable
             if self.trainer.world_size == 1:

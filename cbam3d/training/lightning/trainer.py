@@ -164,6 +164,8 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     )
     report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report["skipped_clips"] = scores.skipped_clips
+    scored = set(scores.video_indices.tolist())
+    report["unreadable_videos"] = [str(r.path) for i, r in enumerate(split.records) if i not in scored]
     return report
 
 
@@ -293,6 +295,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "model": config.model,
         "attention": config.attention,
         "skipped_clips": skipped,
+        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"])),
         "history": module.history,
     }
     atomic_write_json(metrics, output / "metrics.json")
