@@ -137,3 +137,19 @@ def tiny_classes() -> tuple[str, ...]:
 def tiny_run() -> list[str]:
     """The training flags of a run that takes seconds on a CPU (a 1/8-wide resnet3d-10 with CBAM)."""
     return list(_TINY_RUN)
+
+
+def _usage_error_line(main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    return error.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def usage_error(capsys) -> Callable[..., str]:
+    """``usage_error(main, argv) -> line``: runs a command's ``main(argv)``, checks that it exits with status 2
+    and no traceback, and returns the last line it wrote to stderr (the one-line message)."""
+    return lambda main, argv: _usage_error_line(main, argv, capsys)

@@ -15,6 +15,7 @@ from torch import nn
 
 from cbam3d.hooks import capture_attention
 from cbam3d.layers import check_positive_int
+from cbam3d.training.atomic import check_output_folder
 from cbam3d.training.checkpoint import ClipSpec, load_checkpoint
 from cbam3d.training.devices import inference_device
 from cbam3d.training.scoring import format_predictions
@@ -143,6 +144,10 @@ def visualize_video(
             is out of range; ``cbam3d.data.VideoDecodeError`` for an unreadable video.
     """
     _check_drawing_options(top_k, animation_format, fps, alpha, cmap)
+    try:
+        check_output_folder(output)
+    except ValueError as error:
+        raise ValueError(f"output {error}") from error
     video = Path(video)
     visual = read_visual_clip(
         video,
