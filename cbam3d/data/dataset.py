@@ -144,7 +144,12 @@ class VideoClipDataset(Dataset):
     def _clip_indices(self, info: VideoInfo, record: VideoRecord, clip: int) -> list[int]:
         offset, length = 0, info.num_frames
         if record.start_sec is not None:
-            first = min(int(math.floor(record.start_sec * info.fps)), info.num_frames - 1)
+            if record.start_sec * info.fps >= info.num_frames:
+                raise VideoDecodeError(
+                    f"{record.path}: the clip's time range starts at {record.start_sec} s, after the video's end "
+                    f"({info.num_frames / info.fps:.2f} s)"
+                )
+            first = int(math.floor(record.start_sec * info.fps))
             end = min(int(math.ceil(record.end_sec * info.fps)), info.num_frames)
             offset, length = first, max(end - first, 1)
         if self.mode == "train":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 from .annotations import find_csv_annotations, records_from_csv
@@ -154,11 +155,21 @@ def _find_split_lists(root: Path, annotations: Path | None, split: str, fold: in
 
 def _class_folders(root: Path, split: str, val_fraction: float, seed: int) -> VideoSplit:
     videos_by_class: dict[str, list[Path]] = {}
+    empty: list[str] = []
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
             videos = sorted((p for p in folder.rglob("*") if is_video(p) and p.is_file()), key=lambda p: p.as_posix())
             if videos:
                 videos_by_class[folder.name] = videos
+            else:
+                empty.append(folder.name)
+    if empty and videos_by_class:
+        warnings.warn(
+            f"{root}: class folder(s) {', '.join(empty)} hold no videos and are left out "
+            f"({len(videos_by_class)} classes kept)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if not videos_by_class:
         loose = [p for p in root.iterdir() if is_video(p)]
         if loose:
