@@ -65,6 +65,17 @@ def test_non_finite_numbers_are_refused_by_name(tmp_path, usage_error, argv, fla
     assert f"{flag} must be a finite number" in line
 
 
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_numpy_cannot_take_is_refused_by_name(tmp_path, usage_error, seed):
+    line = usage_error(train_main, ["--seed", seed, "--output", str(tmp_path / "run")])
+    assert f"--seed must be an integer from 0 to {2**32 - 1}, got {seed}" in line
+
+
+def test_evaluate_refuses_a_negative_worker_count_by_name(trained, usage_error):
+    argv = ["--checkpoint", str(trained["checkpoint"]), "--num-workers", "-1"]
+    assert "--num-workers must be 0 or more, got -1" in usage_error(evaluate_main, argv)
+
+
 class PoisonTheClassifier(L.Callback):
     """Makes every weight nan before the third batch of the first epoch, so the loss turns nan there."""
 

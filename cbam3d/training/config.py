@@ -239,6 +239,8 @@ def _check(config: TrainConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
+        raise UsageError(f"--seed must be an integer from 0 to {2**32 - 1}, got {config.seed!r}")
     if config.num_workers < 0:
         raise UsageError(f"--num-workers must be 0 or more, got {config.num_workers}")
     if config.threads is not None and config.threads < 1:

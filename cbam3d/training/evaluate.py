@@ -68,6 +68,8 @@ def evaluate_checkpoint(
     clips = clips if clips is not None else trained.get("eval_clips") or 1
     crops = crops if crops is not None else trained.get("eval_crops") or 1
     batch_size = batch_size if batch_size is not None else trained.get("batch_size") or 8
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise UsageError(f"--num-workers must be 0 or more, got {num_workers!r}")
     for name, value in (("clips", clips), ("crops", crops), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")

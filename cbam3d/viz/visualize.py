@@ -20,7 +20,7 @@ from cbam3d.training.checkpoint import ClipSpec, load_checkpoint
 from cbam3d.training.devices import inference_device
 from cbam3d.training.scoring import format_predictions
 
-from .animation import ANIMATION_FORMATS, write_animation
+from .animation import ANIMATION_FORMATS, check_fps, write_animation
 from .clip import VisualClip, read_visual_clip
 from .layers import LayerAttention, attention_layers, upsample_spatial
 from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
@@ -82,8 +82,7 @@ def _check_drawing_options(top_k: int, animation_format: str, fps: float, alpha:
     check_positive_int(top_k, "top_k")
     if animation_format not in ANIMATION_FORMATS:
         raise ValueError(f"unknown animation format {animation_format!r}: expected one of {ANIMATION_FORMATS}")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    check_fps(fps)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if cmap not in matplotlib.colormaps:
