@@ -72,3 +72,18 @@ def test_an_empty_class_folder_is_left_out_with_a_warning_naming_it(tmp_path, cl
     with pytest.warns(RuntimeWarning, match="class folder.* swim hold no videos and are left out"):
         split = discover_videos(tmp_path, "train")
     assert split.class_names == ["jump", "walk"]
+
+
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_path, clip_file):
+    root = _kinetics_root(tmp_path, clip_file, ["walk,abc,0,1,train", "walk,abc,0,1,val"])
+    csv_file = root / "kinetics.csv"
+    csv_file.write_bytes(b"\xef\xbb\xbf" + csv_file.read_bytes())
+    assert len(discover_videos(root, "train", annotations=csv_file).records) == 1
+
+
+def test_a_csv_that_is_not_utf8_text_is_refused_naming_the_file(tmp_path, clip_file):
+    root = _kinetics_root(tmp_path, clip_file, ["walk,abc,0,1,train"])
+    csv_file = root / "kinetics.csv"
+    csv_file.write_bytes(csv_file.read_bytes() + b"\xff\xfe,abc,0,1,train\n")
+    with pytest.raises(ValueError, match=r"kinetics\.csv is not UTF-8 text"):
+        discover_videos(root, "train", annotations=csv_file)

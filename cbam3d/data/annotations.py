@@ -19,13 +19,14 @@ Class indices come from the sorted class names of all rows of all splits, so the
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .records import VideoRecord, VideoSplit
-from .splitting import is_video, natural_sorted, stratified_holdout, warn_missing
+from .splitting import is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
 
 __all__ = ["KNOWN_COLUMNS", "CsvAnnotations", "find_csv_annotations", "records_from_csv"]
 
@@ -95,7 +96,7 @@ def _seconds(text: str, column: str, where: str) -> float:
 
 
 def _read_rows(csv_file: Path) -> list[_Row]:
-    with csv_file.open(newline="") as handle:
+    with io.StringIO(read_list_file(csv_file), newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
         unknown = [name for name in columns if name not in KNOWN_COLUMNS]
