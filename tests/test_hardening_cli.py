@@ -224,3 +224,23 @@ def test_a_checkpoint_whose_settings_do_not_fit_is_one_line_in_every_command(
     assert visualize_main([str(a_video), "--checkpoint", path, "--output", str(tmp_path / "viz")]) == 2
     error = capsys.readouterr().err.strip()
     assert "Traceback" not in error and message in error and len(error.splitlines()) == 1
+
+
+class _NotATensor:
+    pass
+
+
+@pytest.mark.parametrize("content", ["text", "pickle", "truncated"])
+def test_a_file_that_is_not_a_checkpoint_of_tensors_is_one_line_for_pretrained_and_resume(
+    trained, tmp_path, usage_error, content
+):
+    path = tmp_path / "weights.pth"
+    if content == "text":
+        path.write_text("garbage")
+    elif content == "pickle":
+        torch.save({"state_dict": _NotATensor()}, path)
+    else:
+        path.write_bytes(trained["checkpoint"].read_bytes()[:3000])
+    for flag in ("--pretrained", "--resume"):
+        line = usage_error(train_main, [flag, str(path), "--output", str(tmp_path / "run")])
+        assert f"checkpoint {path} could not be read as a torch checkpoint" in line

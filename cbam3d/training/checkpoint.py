@@ -21,6 +21,7 @@ and the network weights in ``state_dict`` under the prefix ``"model."``. This mo
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,14 @@ def _torch_load(path: str | os.PathLike, map_location: Any) -> Any:
         raise FileNotFoundError(f"checkpoint {path}: no such file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # a truncated file, a pickle of arbitrary objects, not a torch file at all
-        raise ValueError(f"checkpoint {path} could not be read as a torch checkpoint: {error}") from error
+    except pickle.UnpicklingError as error:  # torch's message (several lines) suggests the unsafe loader
+        raise ValueError(
+            f"checkpoint {path} could not be read as a torch checkpoint: it is not a torch file, or it holds "
+            "objects other than tensors and plain containers (which are not unpickled, for safety)"
+        ) from error
+    except Exception as error:  # a truncated file, not a torch file at all
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"checkpoint {path} could not be read as a torch checkpoint: {reason}") from error
 
 
 def read_checkpoint_info(checkpoint: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> dict[str, Any]:
