@@ -77,6 +77,27 @@ def test_variable_frame_rate_videos_decode_each_index_to_the_frame_nearest_its_t
         assert grey_levels(read_clip(path, list(range(start, count)))) == everything[start:]
 
 
+@pytest.mark.parametrize(
+    "container, suffix, codec",
+    [
+        ("mp4", "mp4", "libx264"),
+        ("matroska", "mkv", "libx264"),
+        ("webm", "webm", "libvpx-vp9"),
+        ("mpegts", "mts", "libx264"),
+    ],
+)
+def test_a_video_whose_first_frame_is_shown_after_one_second_has_its_own_frame_count(
+    tmp_path, container, suffix, codec
+):
+    """matroska and webm state the end of their timeline, not their length: 8 frames, not 16 with the last
+    one repeated."""
+    times = tuple(1000 + 125 * k for k in range(8))
+    path = encode(tmp_path / f"late.{suffix}", container=container, codec=codec, pix_fmt="yuv420p", times_ms=times)
+    with VideoReader(path) as reader:
+        assert reader.info.num_frames == 8
+    assert grey_levels(read_clip(path, list(range(8)))) == list(range(8))
+
+
 # name -> (writer, readable); the writers take the file's path
 UNUSUAL = {
     "vfr.mkv": (

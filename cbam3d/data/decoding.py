@@ -77,7 +77,9 @@ class VideoReader:
             if stream.duration is not None and stream.time_base is not None:
                 seconds = float(stream.duration * stream.time_base)
             elif self._container.duration is not None:
-                seconds = self._container.duration / av.time_base
+                # matroska / webm state the end of their timeline, which starts at 0, not at the first frame
+                start = self._container.start_time or 0
+                seconds = (self._container.duration - start) / av.time_base
             else:
                 seconds = 0.0
             num_frames = int(round(seconds * fps))
