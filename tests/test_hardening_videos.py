@@ -207,3 +207,16 @@ def test_a_split_without_one_decodable_video_is_refused_before_training(tmp_path
     assert exit_info.value.code == 2
     assert f"none of the 2 videos of the {broken_split} split can be decoded" in capsys.readouterr().err
     assert not (output / "checkpoints").exists()
+
+
+def test_a_class_with_no_training_video_in_the_split_lists_is_refused_by_name(tmp_path, tiny_run, usage_error):
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for index in range(2):
+            encode(root / name / f"{index}.mp4", container="mp4", codec="libx264", pix_fmt="yuv420p")
+    (root / "trainlist01.txt").write_text("a/0.mp4\na/1.mp4\n")
+    (root / "testlist01.txt").write_text("a/0.mp4\nb/0.mp4\n")
+    (root / "classInd.txt").write_text("1 a\n2 b\n")
+    line = usage_error(train_main, [*tiny_run, "--data", str(root), "--output", str(tmp_path / "run")])
+    assert "class(es) b have no training videos" in line

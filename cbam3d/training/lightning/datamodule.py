@@ -75,6 +75,13 @@ class VideoDataModule(L.LightningDataModule):
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
+        trained = {record.label for record in self.train_split.records}
+        untrained = [name for label, name in enumerate(self.class_names) if label not in trained]
+        if untrained:
+            raise UsageError(
+                f"data set {self.root}: class(es) {', '.join(untrained[:5])} have no training videos; every class "
+                "needs some"
+            )
         for name, split in (("train", self.train_split), ("val", self.val_split)):
             _check_decodable(split.records, name)
         if horizontal_flip is None:
