@@ -13,6 +13,7 @@ import torch
 L = pytest.importorskip("lightning")
 pytest.importorskip("av")
 
+from cbam3d.benchmark import benchmark_main  # noqa: E402
 from cbam3d.training import train  # noqa: E402
 from cbam3d.training.atomic import atomic_write, atomic_write_json  # noqa: E402
 from cbam3d.training.cli import config_from_args, evaluate_main, predict_main, train_main, train_parser  # noqa: E402
@@ -244,3 +245,22 @@ def test_a_file_that_is_not_a_checkpoint_of_tensors_is_one_line_for_pretrained_a
     for flag in ("--pretrained", "--resume"):
         line = usage_error(train_main, [flag, str(path), "--output", str(tmp_path / "run")])
         assert f"checkpoint {path} could not be read as a torch checkpoint" in line
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--repeats", "-1"], "--repeats must be at least 0, got -1"),
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--shape", "0", "16", "4", "8", "8"], "--shape sizes must be positive"),
+        (["--device", "nonsense"], "--device 'nonsense'"),
+        (["--json", "/no/such/folder/results.json"], "expected a file in an existing folder"),
+    ],
+)
+def test_benchmark_options_out_of_range_are_one_line_before_any_timing(usage_error, argv, message):
+    assert message in usage_error(benchmark_main, ["--quick", *argv])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_benchmark_on_cuda_without_a_gpu_is_one_line(usage_error):
+    assert "no CUDA device is available" in usage_error(benchmark_main, ["--quick", "--device", "cuda"])
