@@ -87,3 +87,12 @@ def test_a_csv_that_is_not_utf8_text_is_refused_naming_the_file(tmp_path, clip_f
     csv_file.write_bytes(csv_file.read_bytes() + b"\xff\xfe,abc,0,1,train\n")
     with pytest.raises(ValueError, match=r"kinetics\.csv is not UTF-8 text"):
         discover_videos(root, "train", annotations=csv_file)
+
+
+def test_a_per_split_csv_holding_rows_of_another_split_is_refused(tmp_path, clip_file):
+    """train.csv rows marked ``val`` would otherwise train silently."""
+    root = _kinetics_root(tmp_path, clip_file, [])
+    (root / "kinetics.csv").unlink()
+    (root / "train.csv").write_text("label,youtube_id,time_start,time_end,split\nwalk,abc,0,1,train\nrun,abc,0,1,val\n")
+    with pytest.raises(ValueError, match=r"train\.csv is the train file but has rows marked split 'val'"):
+        discover_videos(root, "train")

@@ -182,7 +182,15 @@ def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
         for row in _read_rows(annotations.single):
             parts.setdefault(row.split or "train", []).append(row)
         return parts
-    return {split: _read_rows(path) for split, path in annotations.per_split.items()}
+    parts = {split: _read_rows(path) for split, path in annotations.per_split.items()}
+    for split, rows in parts.items():
+        other = next((row for row in rows if row.split not in (None, split)), None)
+        if other is not None:  # e.g. the whole annotation list saved as train.csv: val rows would train
+            raise ValueError(
+                f"{other.source} is the {split} file but has rows marked split {other.split!r}; keep each split's "
+                "rows in its own file, or give one CSV with a split column (annotations=...)"
+            )
+    return parts
 
 
 def _check_labels_are_trained(parts: dict[str, list[_Row]]) -> None:
