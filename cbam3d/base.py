@@ -14,6 +14,15 @@ from .layers import INPUT_LAYOUT, check_dims, check_positive_int
 MapHook = Callable[[nn.Module, torch.Tensor], None]
 
 
+def pass_empty(x: torch.Tensor) -> torch.Tensor:
+    """An input with no elements (e.g. a batch of 0), returned as a new tensor of its shape, autograd kept.
+
+    The checked forwards return this instead of running their gates: pooling over no elements divides by
+    zero, and the fused backward kernels stop the interpreter on a zero-size batch.
+    """
+    return x.clone()
+
+
 class AttentionModule(nn.Module):
     """Base class of the gates and blocks.
 
@@ -70,6 +79,7 @@ class AttentionModule(nn.Module):
         dtype = torch.get_default_dtype() if torch.is_autocast_enabled(device.type) else x.dtype
         self.init_channels(x.shape[1])
         self.to(device=device, dtype=dtype)
+        self.train(self.training)  # new layers start in training mode: give them the module's current mode
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if self._channels is None and self.has_channel_parameters:
@@ -112,6 +122,8 @@ class AttentionModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, *spatial) -> the same shape: :meth:`prepare_input`, then :meth:`forward_unchecked`."""
         self.prepare_input(x)
+        if x.numel() == 0:
+            return pass_empty(x)
         return self.forward_unchecked(x)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:

@@ -489,9 +489,36 @@ def benchmark_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """The first option out of range, as a one-line message, or None."""
+    counts = {"--repeats": (args.repeats, 0), "--model-repeats": (args.model_repeats, 0), "--warmup": (args.warmup, 0)}
+    counts["--threads"] = (args.threads, 1)
+    for flag, (value, low) in counts.items():
+        if value is not None and value < low:
+            return f"{flag} must be at least {low}, got {value}"
+    for flag, shapes in (("--shape", args.shape or []), ("--clip", [args.clip] if args.clip else [])):
+        for shape in shapes:
+            if min(shape) < 1:
+                return f"{flag} sizes must be positive, got {' '.join(map(str, shape))}"
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        return f"--device {args.device!r}: {str(error).splitlines()[0]}"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return f"--device {args.device}: no CUDA device is available"
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            return f"{flag} {path}: expected a file in an existing folder"
+    return None
+
+
 def benchmark_main(argv: Sequence[str] | None = None) -> str:
     """Run the benchmark command line and return the markdown table it printed."""
-    args = benchmark_parser().parse_args(argv)
+    parser = benchmark_parser()
+    args = parser.parse_args(argv)
+    problem = _argument_problem(args)
+    if problem:
+        parser.error(problem)
     overrides = {
         "block_shapes": [tuple(s) for s in args.shape] if args.shape else None,
         "dims": args.dims,
@@ -511,7 +538,10 @@ def benchmark_main(argv: Sequence[str] | None = None) -> str:
     )
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = run(settings)
+    try:
+        results = run(settings)
+    except ValueError as error:  # an option the modules or networks refuse (kernel size, model name ...)
+        parser.error(str(error).splitlines()[0])
     table = markdown_table(results)
     print(f"\n{table}")
     described = {**asdict(settings), "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import AttentionModule
+from .base import AttentionModule, pass_empty
 from .channel import ChannelGate
 from .functional import cbam
 from .layers import channel_map
@@ -73,6 +73,8 @@ class CBAM(AttentionModule):
         self.check_input(x)
         channel, spatial = self.channel_gate, self.spatial_gate
         channel.build_lazy(x)
+        if x.numel() == 0:
+            return pass_empty(x)
         if spatial is None:
             return channel.forward_unchecked(x)
         if self.gate_order == "channel_spatial":

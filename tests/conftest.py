@@ -194,3 +194,19 @@ def make_noise_video() -> Callable[..., Path]:
     """``make_noise_video(path, *, frames, fps=8, height=48, width=64, seed=0) -> path``: a small mp4 whose
     frames all differ (8x8-pixel random colour blocks)."""
     return _make_noise_video
+
+
+def _usage_error_line(main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    return error.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def usage_error(capsys) -> Callable[..., str]:
+    """``usage_error(main, argv) -> line``: runs a command's ``main(argv)``, checks that it exits with status 2
+    and no traceback, and returns the last line it wrote to stderr (the one-line message)."""
+    return lambda main, argv: _usage_error_line(main, argv, capsys)

@@ -94,7 +94,7 @@ def test_read_clip_past_the_last_frame_repeats_the_last_frame(videos):
 def test_train_items_have_the_documented_shape_dtype_and_keys(videos):
     dataset = VideoClipDataset([VideoRecord(videos["long"], 3)], frames=8, sampling_rate=2, size=24)
     item = dataset[0]
-    assert set(item) == {"video", "label", "video_index"}
+    assert set(item) == {"video", "label", "video_index", "unreadable"}
     assert item["video"].shape == (3, 8, 24, 24) and item["video"].dtype == torch.float32
     assert item["label"] == 3 and item["video_index"] == 0
 
@@ -169,7 +169,10 @@ def test_training_flip_can_be_switched_off_for_direction_sensitive_labels(videos
 
 @pytest.mark.parametrize("name", ["garbage", "truncated"])
 def test_corrupt_files_are_skipped_with_a_warning_naming_them_and_counted(videos, name):
-    dataset = VideoClipDataset([VideoRecord(videos["long"], 0), VideoRecord(videos[name], 1)], frames=2, size=16)
+    """In eval mode (each item belongs to its video) an unreadable file's item is None; train mode replaces it
+    (tests/test_hardening_videos.py)."""
+    records = [VideoRecord(videos["long"], 0), VideoRecord(videos[name], 1)]
+    dataset = VideoClipDataset(records, frames=2, size=16, mode="eval")
     with pytest.warns(RuntimeWarning, match=f"skipping unreadable video .*{name}.mp4"):
         assert dataset[1] is None
     assert dataset[0] is not None

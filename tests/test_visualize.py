@@ -301,7 +301,9 @@ def test_import_cbam3d_imports_neither_the_viz_package_nor_matplotlib():
     [
         ({"cmap": "no-such-map"}, "unknown colour map 'no-such-map'"),
         ({"alpha": 1.5}, "alpha must be in"),
-        ({"fps": 0}, "fps must be > 0"),
+        ({"fps": 0}, "fps must be from 0.02 to 100"),
+        ({"fps": float("inf")}, "fps must be from 0.02 to 100"),
+        ({"fps": 1e-9}, "fps must be from 0.02 to 100"),
         ({"animation_format": "avi"}, "unknown animation format 'avi'"),
     ],
 )

@@ -16,7 +16,7 @@ Typical use::
 """
 
 from .dataset import VideoClipDataset, collate_clips
-from .decoding import VideoDecodeError, VideoInfo, VideoReader, read_clip
+from .decoding import VideoDecodeError, VideoInfo, VideoReader, decode_error, read_clip
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_dataset
 from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
 from .encoding import write_video
@@ -40,6 +40,7 @@ __all__ = [
     "VideoSplit",
     "clip_span",
     "collate_clips",
+    "decode_error",
     "demo_cache_dir",
     "discover_videos",
     "ensure_demo_dataset",

@@ -19,12 +19,14 @@ Class indices come from the sorted class names of all rows of all splits, so the
 from __future__ import annotations
 
 import csv
+import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .records import VideoRecord, VideoSplit
-from .splitting import is_video, natural_sorted, stratified_holdout, warn_missing
+from .splitting import is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
 
 __all__ = ["KNOWN_COLUMNS", "CsvAnnotations", "find_csv_annotations", "records_from_csv"]
 
@@ -82,15 +84,19 @@ def find_csv_annotations(root: Path, annotations: Path | None) -> CsvAnnotations
     return None
 
 
-def _number(text: str, column: str, csv_file: Path) -> float:
+def _seconds(text: str, column: str, where: str) -> float:
+    """A time in seconds: a finite number >= 0 (``float`` takes ``inf``, ``nan`` and ``1e400``)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError as error:
-        raise ValueError(f"{csv_file}: column {column} must hold numbers, got {text!r}") from error
+        raise ValueError(f"{where}: column {column} must hold numbers, got {text!r}") from error
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where}: column {column} must be a finite number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _read_rows(csv_file: Path) -> list[_Row]:
-    with csv_file.open(newline="") as handle:
+    with io.StringIO(read_list_file(csv_file), newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
         unknown = [name for name in columns if name not in KNOWN_COLUMNS]
@@ -113,15 +119,21 @@ def _read_rows(csv_file: Path) -> list[_Row]:
                 if split.lower() not in _SPLIT_VALUES:
                     raise ValueError(f"{csv_file}, line {line_number}: unknown split {split!r}")
                 split = _SPLIT_VALUES[split.lower()]
-            has_times = bool(fields.get("youtube_id"))
+            time_start = time_end = None
+            if fields.get("youtube_id"):
+                where = f"{csv_file}, line {line_number}"
+                time_start = _seconds(fields["time_start"], "time_start", where)
+                time_end = _seconds(fields["time_end"], "time_end", where)
+                if time_end <= time_start:
+                    raise ValueError(f"{where}: time_end ({time_end}) must be after time_start ({time_start})")
             rows.append(
                 _Row(
                     label=fields["label"],
                     split=split,
                     path=fields.get("path") or None,
                     youtube_id=fields.get("youtube_id") or None,
-                    time_start=_number(fields["time_start"], "time_start", csv_file) if has_times else None,
-                    time_end=_number(fields["time_end"], "time_end", csv_file) if has_times else None,
+                    time_start=time_start,
+                    time_end=time_end,
                     source=csv_file,
                 )
             )
@@ -170,7 +182,28 @@ def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
         for row in _read_rows(annotations.single):
             parts.setdefault(row.split or "train", []).append(row)
         return parts
-    return {split: _read_rows(path) for split, path in annotations.per_split.items()}
+    parts = {split: _read_rows(path) for split, path in annotations.per_split.items()}
+    for split, rows in parts.items():
+        other = next((row for row in rows if row.split not in (None, split)), None)
+        if other is not None:  # e.g. the whole annotation list saved as train.csv: val rows would train
+            raise ValueError(
+                f"{other.source} is the {split} file but has rows marked split {other.split!r}; keep each split's "
+                "rows in its own file, or give one CSV with a split column (annotations=...)"
+            )
+    return parts
+
+
+def _check_labels_are_trained(parts: dict[str, list[_Row]]) -> None:
+    """Raise ValueError naming a label of the val or test rows that no training row has (a class the network
+    would be asked to predict without ever seeing it)."""
+    trained = {row.label for row in parts.get("train", [])}
+    for split in ("val", "test"):
+        for row in parts.get(split, []):
+            if row.label not in trained:
+                raise ValueError(
+                    f"{row.source}: label {row.label!r} of the {split} rows appears in no training row; "
+                    "every class needs training videos"
+                )
 
 
 def records_from_csv(
@@ -178,6 +211,7 @@ def records_from_csv(
 ) -> VideoSplit:
     """The records of ``split`` described by CSV annotations (see the module docstring)."""
     parts = _rows_by_split(annotations)
+    _check_labels_are_trained(parts)
     class_names = natural_sorted({row.label for rows in parts.values() for row in rows})
     label_of = {name: label for label, name in enumerate(class_names)}
     if "val" not in parts:

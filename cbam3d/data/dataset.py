@@ -38,12 +38,16 @@ class VideoClipDataset(Dataset):
 
     ``len(dataset) = len(records) * clips_per_video * crops_per_clip``.
 
-    Item: ``{"video": float32 (C, T, H, W), "label": int, "video_index": int}`` with T = ``frames`` and
-    H = W = ``size``; average the scores of the items sharing a ``video_index`` to get video-level predictions.
+    Item: ``{"video": float32 (C, T, H, W), "label": int, "video_index": int, "unreadable": list of str}`` with
+    T = ``frames`` and H = W = ``size``; average the scores of the items sharing a ``video_index`` to get
+    video-level predictions.
 
-    A file that cannot be decoded gives ``None`` instead of an item, a ``warnings.warn`` naming it (once per
-    file and process) and one more in :attr:`skipped`; use :func:`collate_clips`, which drops such items and
-    counts them per batch (each DataLoader worker process holds its own copy of :attr:`skipped`).
+    A file that cannot be decoded gives a ``warnings.warn`` naming it (once per file and process) and one more
+    in :attr:`skipped` (each DataLoader worker process holds its own copy). In train mode the item is then read
+    from the next video instead (and the one after, until one decodes), so batches stay whole (a batch of one
+    clip fails in BatchNorm); its ``video_index`` and ``label`` are the replacement's, and ``unreadable`` names
+    the videos passed over. In eval mode, where each item belongs to its video, the item is ``None``. Use
+    :func:`collate_clips`, which drops ``None`` items and counts both kinds per batch.
 
     Args:
         records: the labelled videos, e.g. ``discover_videos(root, "train").records``.
@@ -140,7 +144,12 @@ class VideoClipDataset(Dataset):
     def _clip_indices(self, info: VideoInfo, record: VideoRecord, clip: int) -> list[int]:
         offset, length = 0, info.num_frames
         if record.start_sec is not None:
-            first = min(int(math.floor(record.start_sec * info.fps)), info.num_frames - 1)
+            if record.start_sec * info.fps >= info.num_frames:
+                raise VideoDecodeError(
+                    f"{record.path}: the clip's time range starts at {record.start_sec} s, after the video's end "
+                    f"({info.num_frames / info.fps:.2f} s)"
+                )
+            first = int(math.floor(record.start_sec * info.fps))
             end = min(int(math.ceil(record.end_sec * info.fps)), info.num_frames)
             offset, length = first, max(end - first, 1)
         if self.mode == "train":
@@ -164,33 +173,51 @@ class VideoClipDataset(Dataset):
             self._cache = (key, frames)
         return frames
 
+    def _candidates(self, video: int) -> list[int]:
+        """The videos item ``video`` may be read from: itself, then (train mode) each following one in turn."""
+        if self.mode == "eval":
+            return [video]
+        count = len(self.records)
+        return [(video + step) % count for step in range(count)]
+
+    def _report_unreadable(self, record: VideoRecord, error: VideoDecodeError) -> None:
+        self.skipped += 1
+        if str(record.path) not in self._reported:
+            self._reported.add(str(record.path))
+            warnings.warn(f"skipping unreadable video {record.path}: {error}", RuntimeWarning, stacklevel=3)
+
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         video, clip, crop = self.locate(index)
-        record = self.records[video]
-        try:
-            frames = self._frames(video, clip)
-        except VideoDecodeError as error:
-            self.skipped += 1
-            if str(record.path) not in self._reported:
-                self._reported.add(str(record.path))
-                warnings.warn(f"skipping unreadable video {record.path}: {error}", RuntimeWarning, stacklevel=2)
-            return None
-        return {"video": self.transforms[crop](frames), "label": record.label, "video_index": video}
+        unreadable: list[str] = []
+        for candidate in self._candidates(video):
+            record = self.records[candidate]
+            try:
+                frames = self._frames(candidate, clip)
+            except VideoDecodeError as error:
+                self._report_unreadable(record, error)
+                unreadable.append(str(record.path))
+                continue
+            item = {"video": self.transforms[crop](frames), "label": record.label, "video_index": candidate}
+            return {**item, "unreadable": unreadable}
+        return None
 
 
 def collate_clips(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     """Stack dataset items into a batch, dropping the ``None`` of skipped (unreadable) videos.
 
     Returns:
-        ``{"video": float (N, C, T, H, W), "label": int64 (N,), "video_index": int64 (N,), "skipped": int}``,
-        ``skipped`` being how many items of this batch were dropped. When every item was dropped, N = 0 and
-        ``video`` has shape (0, 0, 0, 0, 0): a training step should then do nothing but count.
+        ``{"video": float (N, C, T, H, W), "label": int64 (N,), "video_index": int64 (N,), "skipped": int,
+        "unreadable": list of str}``: ``skipped`` counts the items of this batch that were dropped and the
+        unreadable videos that training items were replaced past, ``unreadable`` names the latter. When every
+        item was dropped, N = 0 and ``video`` has shape (0, 0, 0, 0, 0): a training step should then do nothing
+        but count.
     """
-    kept = [item for item in items if item is not None]
-    skipped = len(items) - len(kept)
+    kept = [dict(item) for item in items if item is not None]
+    unreadable = [path for item in kept for path in item.pop("unreadable", ())]
+    skipped = len(items) - len(kept) + len(unreadable)
     if not kept:
         empty = torch.empty(0, dtype=torch.int64)
-        return {"video": torch.empty(0, 0, 0, 0, 0), "label": empty, "video_index": empty.clone(), "skipped": skipped}
-    batch = default_collate(kept)
-    batch["skipped"] = skipped
-    return batch
+        batch = {"video": torch.empty(0, 0, 0, 0, 0), "label": empty, "video_index": empty.clone()}
+    else:
+        batch = default_collate(kept)
+    return {**batch, "skipped": skipped, "unreadable": unreadable}

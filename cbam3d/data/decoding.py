@@ -11,6 +11,7 @@ whole file up front.) Errors from FFmpeg become :class:`VideoDecodeError`, namin
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,7 +21,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "read_clip"]
+__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "decode_error", "read_clip"]
 
 
 class VideoDecodeError(RuntimeError):
@@ -78,7 +79,9 @@ class VideoReader:
             if stream.duration is not None and stream.time_base is not None:
                 seconds = float(stream.duration * stream.time_base)
             elif self._container.duration is not None:
-                seconds = self._container.duration / av.time_base
+                # matroska / webm state the end of their timeline, which starts at 0, not at the first frame
+                start = self._container.start_time or 0
+                seconds = (self._container.duration - start) / av.time_base
             else:
                 seconds = 0.0
             num_frames = int(round(seconds * fps))
@@ -97,27 +100,45 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path} holds no decodable frames")
         return count
 
-    def _frame_index(self, frame: av.VideoFrame, start_pts: int, time_base: Fraction) -> int:
+    def _seconds(self, frame: av.VideoFrame, start_pts: int, time_base: Fraction) -> float:
+        """When ``frame`` is shown, in seconds from the stream's start."""
         if frame.pts is None:
             raise VideoDecodeError(f"{self.path}: a decoded frame has no timestamp")
-        return int(round(float((frame.pts - start_pts) * time_base) * self.info.fps))
+        return float((frame.pts - start_pts) * time_base)
 
-    def _decode(self, wanted: set[int], first: int, last: int, seek: bool) -> dict[int, np.ndarray]:
+    def _decode(self, wanted: list[int], *, seek: bool) -> dict[int, np.ndarray]:
+        """Frame index -> RGB array for the sorted ``wanted`` indices, chosen by timestamp.
+
+        Index ``i`` stands for the time ``i / fps`` after the stream's start and gets the frame whose timestamp
+        is nearest to it, so variable-frame-rate files (phones write them) decode as well as constant-rate
+        ones, whose frame ``i`` is shown at exactly that time. Empty when seeking landed more than half a frame
+        after the first wanted time.
+        """
         stream = self._stream
         time_base = stream.time_base
         start_pts = stream.start_time or 0
+        fps = self.info.fps
         if seek:
-            target = start_pts + int(math.floor(first / self.info.fps / time_base))
+            target = start_pts + int(math.floor(wanted[0] / fps / time_base))
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         else:
             self._container.seek(0)
+        pending = deque(wanted)
         arrays: dict[int, np.ndarray] = {}
+        previous: _ShownFrame | None = None
         for frame in self._container.decode(stream):
-            index = self._frame_index(frame, start_pts, time_base)
-            if index in wanted and index not in arrays:
-                arrays[index] = frame.to_ndarray(format="rgb24")
-            if index >= last:
+            current = _ShownFrame(frame, self._seconds(frame, start_pts, time_base))
+            if previous is None and seek and current.seconds > pending[0] / fps + 0.5 / fps:
+                return {}
+            while pending and current.seconds >= pending[0] / fps:
+                target = pending.popleft()
+                arrays[target] = current.nearer(previous, target / fps).rgb()
+            if not pending:
                 break
+            previous = current
+        if previous is not None:  # indices past the last decodable frame get the last one
+            while pending:
+                arrays[pending.popleft()] = previous.rgb()
         return arrays
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
@@ -125,8 +146,9 @@ class VideoReader:
 
         Returns:
             uint8 tensor of shape (T, C, H, W) with C = 3 (RGB), T = ``len(indices)``.
-            An index past the last decodable frame (containers sometimes overstate the frame count) gets the
-            nearest earlier decoded frame.
+            Index ``i`` is the frame shown nearest to the time ``i / fps`` (frame ``i`` of a constant-rate
+            file). An index past the last decodable frame (containers sometimes overstate the frame count)
+            gets the last decoded frame.
 
         Raises:
             VideoDecodeError: FFmpeg fails, or no frame at all can be decoded.
@@ -136,17 +158,17 @@ class VideoReader:
         wanted = {int(i) for i in indices}
         if min(wanted) < 0:
             raise ValueError(f"frame indices must be >= 0, got {min(wanted)}")
-        first, last = min(wanted), max(wanted)
+        ordered = sorted(wanted)
+        first, last = ordered[0], ordered[-1]
         try:
-            arrays = self._decode(wanted, first, last, seek=first > 0)
+            arrays = self._decode(ordered, seek=first > 0)
             if not arrays and first > 0:  # seeking failed on this file: decode from the start instead
-                arrays = self._decode(wanted, first, last, seek=False)
+                arrays = self._decode(ordered, seek=False)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
         if not arrays:
             raise VideoDecodeError(f"no frame of {self.path} between indices {first} and {last} could be decoded")
-        available = sorted(arrays)
-        frames = [arrays[_nearest_at_or_before(available, i)] for i in indices]
+        frames = [arrays[int(i)] for i in indices]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
 
     def frames(self, *, keep: Callable[[int], bool] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
@@ -165,7 +187,7 @@ class VideoReader:
         try:
             self._container.seek(0)
             for frame in self._container.decode(stream):
-                index = self._frame_index(frame, start_pts, time_base)
+                index = int(round(self._seconds(frame, start_pts, time_base) * self.info.fps))
                 if keep is None or keep(index):
                     yield index, torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
         except av.FFmpegError as error:
@@ -181,13 +203,35 @@ class VideoReader:
         self.close()
 
 
-def _nearest_at_or_before(sorted_indices: list[int], index: int) -> int:
-    """The largest available index <= ``index``, else the smallest available one."""
-    position = int(np.searchsorted(sorted_indices, index, side="right")) - 1
-    return sorted_indices[max(position, 0)]
+class _ShownFrame:
+    """A decoded frame, its time in seconds from the stream's start, and its RGB array once asked for."""
+
+    def __init__(self, frame: av.VideoFrame, seconds: float) -> None:
+        self.frame, self.seconds = frame, seconds
+        self._rgb: np.ndarray | None = None
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb = self.frame.to_ndarray(format="rgb24")
+        return self._rgb
+
+    def nearer(self, previous: _ShownFrame | None, seconds: float) -> _ShownFrame:
+        """This frame or ``previous`` (shown before it), whichever is closer in time to ``seconds``."""
+        if previous is not None and seconds - previous.seconds <= self.seconds - seconds:
+            return previous
+        return self
 
 
 def read_clip(path: str | Path, indices: Sequence[int], *, threads: int = 1) -> torch.Tensor:
     """Open ``path``, read the frames at ``indices`` as uint8 (T, C, H, W), close it."""
     with VideoReader(path, threads=threads) as reader:
         return reader.read(indices)
+
+
+def decode_error(path: str | Path) -> str | None:
+    """Why the first frame of ``path`` cannot be decoded, or None when it can."""
+    try:
+        read_clip(path, [0])
+    except VideoDecodeError as error:
+        return str(error)
+    return None

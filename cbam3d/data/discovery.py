@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 from .annotations import find_csv_annotations, records_from_csv
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
-from .splitting import SPLITS, is_video, natural_sorted, stratified_holdout, warn_missing
+from .splitting import SPLITS, is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
 
 __all__ = ["DATASET_INFO_FILE", "SPLITS", "discover_videos"]
 
@@ -81,12 +82,12 @@ def _ucf101(root: Path, list_dir: Path, split: str, fold: int) -> VideoSplit:
         raise ValueError(f"fold {fold}: {train_list.name} and {test_list.name} not both in {list_dir} (found {found})")
 
     def entries(list_file: Path) -> list[str]:
-        lines = [line.split() for line in list_file.read_text().splitlines()]
+        lines = [line.split() for line in read_list_file(list_file).splitlines()]
         return [fields[0] for fields in lines if fields]
 
     class_file = list_dir / "classInd.txt"
     if class_file.is_file():
-        indexed = [line.split(maxsplit=1) for line in class_file.read_text().splitlines() if line.strip()]
+        indexed = [line.split(maxsplit=1) for line in read_list_file(class_file).splitlines() if line.strip()]
         try:
             class_names = [name.strip() for _, name in sorted(indexed, key=lambda pair: int(pair[0]))]
         except ValueError as error:
@@ -119,7 +120,7 @@ def _hmdb51(root: Path, split_files: dict[str, Path], split: str) -> VideoSplit:
     for label, class_name in enumerate(class_names):
         split_file = split_files[class_name]
         listed, missing = 0, []
-        for line in split_file.read_text().splitlines():
+        for line in read_list_file(split_file).splitlines():
             fields = line.split()
             if len(fields) < 2 or fields[1] != wanted_tag:
                 continue
@@ -154,11 +155,21 @@ def _find_split_lists(root: Path, annotations: Path | None, split: str, fold: in
 
 def _class_folders(root: Path, split: str, val_fraction: float, seed: int) -> VideoSplit:
     videos_by_class: dict[str, list[Path]] = {}
+    empty: list[str] = []
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
             videos = sorted((p for p in folder.rglob("*") if is_video(p) and p.is_file()), key=lambda p: p.as_posix())
             if videos:
                 videos_by_class[folder.name] = videos
+            else:
+                empty.append(folder.name)
+    if empty and videos_by_class:
+        warnings.warn(
+            f"{root}: class folder(s) {', '.join(empty)} hold no videos and are left out "
+            f"({len(videos_by_class)} classes kept)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if not videos_by_class:
         loose = [p for p in root.iterdir() if is_video(p)]
         if loose:

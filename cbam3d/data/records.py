@@ -8,9 +8,10 @@ from pathlib import Path
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoRecord", "VideoSplit"]
 
-#: File name endings (lower case) treated as videos when a folder is scanned.
+#: File name endings (lower case) treated as videos when a folder is scanned (.mts / .m2ts: camcorders'
+#: MPEG transport streams).
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
-    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".3gp", ".wmv"}
+    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".3gp", ".wmv", ".mts", ".m2ts"}
 )
 
 

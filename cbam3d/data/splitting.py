@@ -11,13 +11,25 @@ import numpy as np
 
 from .records import VIDEO_EXTENSIONS
 
-__all__ = ["SPLITS", "is_video", "natural_sorted", "stratified_holdout", "warn_missing"]
+__all__ = ["SPLITS", "is_video", "natural_sorted", "read_list_file", "stratified_holdout", "warn_missing"]
 
 SPLITS = ("train", "val", "test")
 
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def read_list_file(path: Path) -> str:
+    """The text of a CSV or split list: UTF-8, with or without the byte-order mark spreadsheets write.
+
+    Raises:
+        ValueError: naming the file, when it is not UTF-8 text.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error})") from error
 
 
 def natural_sorted(names: set[str] | list[str]) -> list[str]:

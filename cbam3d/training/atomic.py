@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json"]
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json", "check_output_folder"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -34,6 +35,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp_name, _mode_for(path))
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -52,6 +54,31 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
     return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """Raise ValueError (one line) unless ``folder`` is a folder that exists or can be created, and is writable.
+
+    Meant for the start of a command, so that a bad output path fails before hours of work rather than after.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a folder: give a new or existing folder")
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{folder} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{folder} cannot be written: {existing} is not writable")
+
+
+def _mode_for(path: Path) -> int:
+    """The mode a plain ``open(path, "wb")`` would leave (mkstemp's own is 0600): the existing file's, else
+    0666 less the umask."""
+    with contextlib.suppress(FileNotFoundError):
+        return stat.S_IMODE(path.stat().st_mode)
+    mask = os.umask(0o022)  # os.umask sets and returns the mask: the only portable way to read it
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_directory(folder: Path) -> None:

@@ -21,7 +21,8 @@ and the network weights in ``state_dict`` under the prefix ``"model."``. This mo
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+import pickle
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,14 @@ def _torch_load(path: str | os.PathLike, map_location: Any) -> Any:
         raise FileNotFoundError(f"checkpoint {path}: no such file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # a truncated file, a pickle of arbitrary objects, not a torch file at all
-        raise ValueError(f"checkpoint {path} could not be read as a torch checkpoint: {error}") from error
+    except pickle.UnpicklingError as error:  # torch's message (several lines) suggests the unsafe loader
+        raise ValueError(
+            f"checkpoint {path} could not be read as a torch checkpoint: it is not a torch file, or it holds "
+            "objects other than tensors and plain containers (which are not unpickled, for safety)"
+        ) from error
+    except Exception as error:  # a truncated file, not a torch file at all
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"checkpoint {path} could not be read as a torch checkpoint: {reason}") from error
 
 
 def read_checkpoint_info(checkpoint: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> dict[str, Any]:
@@ -121,7 +128,27 @@ def read_checkpoint_info(checkpoint: dict[str, Any], path: str | os.PathLike = "
             f"{path} is not a cbam3d training checkpoint (no 'cbam3d' info with class names, model and clip "
             "settings); use a .ckpt written by scripts/train.py"
         )
+    _check_info_fields(info, path)
     return info
+
+
+def _check_info_fields(info: dict[str, Any], path: str | os.PathLike) -> None:
+    """Raise ValueError (one line) when the info's class names, model or clip settings are missing or
+    malformed, rather than a KeyError or TypeError later."""
+    names = info.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"checkpoint {path}: its class_names are missing or not a list of names")
+    for key, spec_type in (("model", ModelSpec), ("clip", ClipSpec)):
+        settings = info.get(key)
+        expected = {f.name for f in fields(spec_type)}
+        required = {f.name for f in fields(spec_type) if f.default is MISSING and f.default_factory is MISSING}
+        if not isinstance(settings, dict) or not required <= set(settings) or not set(settings) <= expected:
+            raise ValueError(
+                f"checkpoint {path}: its {key} settings {settings!r} are not the expected fields "
+                f"({', '.join(sorted(expected))})"
+            )
+    if not isinstance(info.get("config", {}), dict):
+        raise ValueError(f"checkpoint {path}: its config is not a dict of settings")
 
 
 def unwrap_model_keys(state: dict[str, torch.Tensor], *, keep_others: bool = False) -> dict[str, torch.Tensor]:
@@ -158,8 +185,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> tuple
     checkpoint = _torch_load(path, map_location)
     info = read_checkpoint_info(checkpoint, path)
     spec = ModelSpec(**info["model"])
-    model = build_model(spec, num_classes=len(info["class_names"]))
-    model.load_state_dict(model_state_dict(checkpoint), strict=True)
+    try:
+        model = build_model(spec, num_classes=len(info["class_names"]))
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"checkpoint {path}: its model settings cannot build a network: {error}") from error
+    try:
+        model.load_state_dict(model_state_dict(checkpoint), strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise ValueError(
+            f"checkpoint {path}: its weights do not fit its stored settings ({spec.name}, attention "
+            f"{spec.attention}, {len(info['class_names'])} classes): {first[0].strip()}"
+        ) from error
     if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
         model.to(map_location)
     return model.eval(), info

@@ -8,6 +8,7 @@ defaults when no ``--data`` is given, and from the general defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from cbam3d.data import DEMO_VARIANTS
 from cbam3d.models import MODEL_NAMES
 from cbam3d.registry import attention_names
 
+from .atomic import check_output_folder
+
 __all__ = [
     "DEMO_DEFAULTS",
     "GENERAL_DEFAULTS",
@@ -25,6 +28,7 @@ __all__ = [
     "PRECISIONS",
     "TrainConfig",
     "UsageError",
+    "check_precision_fits",
     "resolve_config",
 ]
 
@@ -36,6 +40,7 @@ def attention_choices() -> tuple[str, ...]:
 
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+REDUCED_PRECISIONS = ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 
 
@@ -246,10 +251,13 @@ def _check(config: TrainConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
+        raise UsageError(f"--seed must be an integer from 0 to {2**32 - 1}, got {config.seed!r}")
     if config.num_workers < 0:
         raise UsageError(f"--num-workers must be 0 or more, got {config.num_workers}")
     if config.threads is not None and config.threads < 1:
         raise UsageError(f"--threads must be a positive integer, got {config.threads}")
+    _check_finite(config)
     if not config.lr > 0:
         raise UsageError(f"--lr must be positive, got {config.lr}")
     if config.weight_decay < 0:
@@ -279,7 +287,32 @@ def _check(config: TrainConfig) -> None:
         raise UsageError(f"--annotations {config.annotations}: no such file")
     if config.pretrained is not None and not config.pretrained.is_file():
         raise UsageError(f"--pretrained {config.pretrained}: no such file")
+    try:
+        check_output_folder(config.output)
+    except ValueError as error:
+        raise UsageError(f"--output {error}") from error
     _check_model_name(config.model)
+
+
+def _check_finite(config: TrainConfig) -> None:
+    """inf and nan pass range checks written as comparisons (``inf > 0``): refuse them by name."""
+    for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "train_scale"):
+        value = getattr(config, name)
+        if not all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
+
+
+def check_precision_fits(precision: str, accelerator: str) -> None:
+    """Refuse reduced precision on a CPU, where torch's fp16 / bf16 3D convolution backward hangs or crashes.
+
+    Raises:
+        UsageError: ``precision`` is a 16-bit one and ``accelerator`` is ``"cpu"``.
+    """
+    if accelerator == "cpu" and precision in REDUCED_PRECISIONS:
+        raise UsageError(
+            f"--precision {precision} does not run on the CPU (torch's 16-bit 3D convolutions hang or crash "
+            "there): use --precision 32-true (or auto), or train on a GPU"
+        )
 
 
 def _check_model_name(name: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from cbam3d.data import ensure_demo_dataset
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, check_output_folder
 from .checkpoint import load_checkpoint
 from .clips import checkpoint_eval_dataset, discover_split
 from .config import GENERAL_DEFAULTS, UsageError
@@ -54,15 +54,22 @@ def evaluate_checkpoint(
     Raises:
         UsageError: for a missing or unreadable checkpoint, a missing data set or a bad setting.
     """
+    if output is not None:
+        try:
+            check_output_folder(output)
+        except ValueError as error:
+            raise UsageError(f"--output {error}") from error
     try:
         torch_device = inference_device(device)
         model, info = load_checkpoint(checkpoint, map_location=torch_device)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from error
-    trained = info["config"]
+    trained = info.get("config", {})
     clips = clips if clips is not None else trained.get("eval_clips") or 1
     crops = crops if crops is not None else trained.get("eval_crops") or 1
     batch_size = batch_size if batch_size is not None else trained.get("batch_size") or 8
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise UsageError(f"--num-workers must be 0 or more, got {num_workers!r}")
     for name, value in (("clips", clips), ("crops", crops), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")

@@ -11,10 +11,20 @@ from PIL import Image
 
 from cbam3d.data import write_video
 
-__all__ = ["ANIMATION_FORMATS", "write_animation"]
+__all__ = ["ANIMATION_FORMATS", "FPS_RANGE", "check_fps", "write_animation"]
 
 #: File formats :func:`write_animation` writes, which are also the file suffixes.
 ANIMATION_FORMATS: tuple[str, ...] = ("gif", "mp4")
+
+#: Frame rates a GIF can store: its frame duration is a 16-bit count of hundredths of a second, at least one.
+FPS_RANGE: tuple[float, float] = (0.02, 100.0)
+
+
+def check_fps(fps: float) -> None:
+    """Raise ValueError unless ``fps`` lies in :data:`FPS_RANGE` (nan, inf and 0 do not)."""
+    low, high = FPS_RANGE
+    if not low <= fps <= high:
+        raise ValueError(f"fps must be from {low} to {high} pictures per second, got {fps}")
 
 
 def _write_gif(pictures: Sequence[np.ndarray], path: Path, fps: float) -> None:
@@ -39,7 +49,8 @@ def write_animation(pictures: Sequence[np.ndarray], path: str | os.PathLike, fps
         fps: pictures per second (an MP4 stores a whole number, at least 1).
 
     Raises:
-        ValueError: no pictures, pictures of different sizes or not uint8 RGB, fps <= 0, another suffix.
+        ValueError: no pictures, pictures of different sizes or not uint8 RGB, fps out of :data:`FPS_RANGE`,
+            another suffix.
     """
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
@@ -51,7 +62,6 @@ def write_animation(pictures: Sequence[np.ndarray], path: str | os.PathLike, fps
     shape = next(iter(shapes))
     if len(shapes) != 1 or len(shape) != 3 or shape[2] != 3 or any(p.dtype != np.uint8 for p in pictures):
         raise ValueError(f"pictures must be uint8 (H, W, 3) arrays of one size, got shapes {sorted(shapes)}")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    check_fps(fps)
     (_write_gif if suffix == "gif" else _write_mp4)(pictures, path, fps)
     return path

@@ -15,11 +15,12 @@ from torch import nn
 
 from cbam3d.hooks import capture_attention
 from cbam3d.layers import check_positive_int
+from cbam3d.training.atomic import check_output_folder
 from cbam3d.training.checkpoint import ClipSpec, load_checkpoint
 from cbam3d.training.devices import inference_device
 from cbam3d.training.scoring import format_predictions
 
-from .animation import ANIMATION_FORMATS, write_animation
+from .animation import ANIMATION_FORMATS, check_fps, write_animation
 from .clip import VisualClip, read_visual_clip
 from .layers import LayerAttention, attention_layers, upsample_spatial
 from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
@@ -81,8 +82,7 @@ def _check_drawing_options(top_k: int, animation_format: str, fps: float, alpha:
     check_positive_int(top_k, "top_k")
     if animation_format not in ANIMATION_FORMATS:
         raise ValueError(f"unknown animation format {animation_format!r}: expected one of {ANIMATION_FORMATS}")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    check_fps(fps)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if cmap not in matplotlib.colormaps:
@@ -143,6 +143,10 @@ def visualize_video(
             is out of range; ``cbam3d.data.VideoDecodeError`` for an unreadable video.
     """
     _check_drawing_options(top_k, animation_format, fps, alpha, cmap)
+    try:
+        check_output_folder(output)
+    except ValueError as error:
+        raise ValueError(f"output {error}") from error
     video = Path(video)
     visual = read_visual_clip(
         video,

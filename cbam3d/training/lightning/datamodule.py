@@ -8,13 +8,24 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cbam3d.data import collate_clips
+from cbam3d.data import collate_clips, decode_error
 
 from ..clips import discover_split, eval_resize_for, make_clip_dataset
 from ..config import UsageError
 from ..seeding import EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]
+
+
+def _check_decodable(records: list, split: str) -> None:
+    """Raise :class:`UsageError` unless one of ``records`` decodes (tried in order: usually the first one)."""
+    first_error = None
+    for record in records:
+        error = decode_error(record.path)
+        if error is None:
+            return
+        first_error = first_error or error
+    raise UsageError(f"none of the {len(records)} videos of the {split} split can be decoded (first: {first_error})")
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -64,6 +75,15 @@ class VideoDataModule(L.LightningDataModule):
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
+        trained = {record.label for record in self.train_split.records}
+        untrained = [name for label, name in enumerate(self.class_names) if label not in trained]
+        if untrained:
+            raise UsageError(
+                f"data set {self.root}: class(es) {', '.join(untrained[:5])} have no training videos; every class "
+                "needs some"
+            )
+        for name, split in (("train", self.train_split), ("val", self.val_split)):
+            _check_decodable(split.records, name)
         if horizontal_flip is None:
             self.horizontal_flip = self.train_split.flip_safe
         self.train_set: Dataset | None = None

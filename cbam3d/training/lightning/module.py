@@ -12,9 +12,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..checkpoint import ClipSpec, ModelSpec, build_model, make_info
+from ..config import UsageError
 from ..schedule import warmup_cosine
 
-__all__ = ["VideoClassifier", "topk_correct"]
+__all__ = ["LossNotFiniteError", "VideoClassifier", "topk_correct"]
+
+
+class LossNotFiniteError(UsageError):
+    """The training loss became inf or nan: the run stops (as a usage error: the settings need changing)."""
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,6 +76,7 @@ class VideoClassifier(L.LightningModule):
         self.register_buffer("_train_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
         self.register_buffer("_val_sums", torch.zeros(4, dtype=torch.float64), persistent=False)
         self.skipped_clips = 0
+        self.unreadable_videos: set[str] = set()  # training videos whose clips were replaced by others
 
     # -- forward and the GPU memory format -------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -98,6 +104,7 @@ class VideoClassifier(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self.skipped_clips += int(batch.get("skipped", 0))
+        self.unreadable_videos.update(batch.get("unreadable", ()))
         video, labels = batch["video"], batch["label"]
         if video.shape[0] == 0:  # every clip of the batch was unreadable
             if self.trainer.world_size == 1:
@@ -107,6 +114,12 @@ class VideoClassifier(L.LightningModule):
             return torch.stack([parameter.sum() for parameter in self.parameters()]).sum() * 0.0
         logits = self(video)
         loss = self.criterion(logits.float(), labels)
+        # every rank takes the same decision, so that no process is left waiting in an all-reduce
+        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
+            raise LossNotFiniteError(
+                f"training stopped: the loss is {loss.item()} (not finite) at step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); lower --lr, or check the data"
+            )
         with torch.no_grad():
             count = labels.shape[0]
             self._train_sums += torch.stack(

@@ -22,7 +22,7 @@ from cbam3d.models.complexity import measure
 from ..atomic import atomic_write_json
 from ..checkpoint import ClipSpec, ModelSpec, _torch_load, build_model, load_checkpoint, read_checkpoint_info
 from ..clips import checkpoint_eval_dataset, discover_split, eval_resize_for
-from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, resolve_config
+from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, check_precision_fits, resolve_config
 from ..devices import inference_autocast_dtype
 from ..plots import plot_training_curves
 from ..pretrained import load_pretrained
@@ -33,7 +33,7 @@ from .module import VideoClassifier
 from .summary import ComplexitySummary
 from .throughput import TrainingThroughput
 
-__all__ = ["build_trainer", "resolve_resume_checkpoint", "train"]
+__all__ = ["build_trainer", "check_resumable", "resolve_resume_checkpoint", "train"]
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -176,7 +176,33 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     )
     report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report["skipped_clips"] = scores.skipped_clips
+    scored = set(scores.video_indices.tolist())
+    report["unreadable_videos"] = [str(r.path) for i, r in enumerate(split.records) if i not in scored]
     return report
+
+
+# settings that shape the network's weights (a resumed run must keep them) and their flags
+_NETWORK_SETTINGS = {
+    "model": "--model",
+    "attention": "--attention",
+    "attention_kwargs": "--attention-option",
+    "model_options": "--model-option",
+}
+
+
+def check_resumable(config: TrainConfig, info: dict[str, Any], checkpoint: Path) -> None:
+    """Raise :class:`UsageError` naming the first network setting that differs from the checkpoint's run."""
+    stored = info.get("config", {})
+    for name, flag in _NETWORK_SETTINGS.items():
+        if name in stored and stored[name] != getattr(config, name):
+            raise UsageError(
+                f"--resume: {checkpoint} was trained with {flag} {stored[name]!r}, not {getattr(config, name)!r}; "
+                f"resume without {flag}, or start a new --output"
+            )
+
+
+def _first_names(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -199,15 +225,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
     start = time.perf_counter()
     output = _output_dir(config)
     resume_from = resolve_resume_checkpoint(config)
-    resumed_config = None
+    resumed_info = None
     if resume_from is not None:
         try:
-            resumed_config = read_checkpoint_info(_torch_load(resume_from, "cpu"), resume_from)["config"]
+            resumed_info = read_checkpoint_info(_torch_load(resume_from, "cpu"), resume_from)
         except ValueError as error:
             raise UsageError(f"--resume: {error}") from error
-    config = resolve_config(config, resumed=resumed_config)
+    config = resolve_config(config, resumed=resumed_info.get("config") if resumed_info else None)
+    if resumed_info is not None:
+        check_resumable(config, resumed_info, resume_from)
     config.output = output
     accelerator = _accelerator(config)
+    check_precision_fits(config.precision, accelerator)
     devices, num_nodes = _world(config)
     if config.sync_bn and accelerator == "cpu" and devices * num_nodes > 1:
         raise UsageError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on the CPU")
@@ -242,6 +271,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         seed=config.seed,
     )
 
+    if resumed_info is not None and data.class_names != list(resumed_info["class_names"]):
+        raise UsageError(
+            f"--resume: {resume_from} was trained on {len(resumed_info['class_names'])} classes "
+            f"({_first_names(resumed_info['class_names'])}) but the data set has {len(data.class_names)} "
+            f"({_first_names(data.class_names)}); resume with the same data, or start a new --output"
+        )
     model_spec = ModelSpec(
         config.model,
         None if config.attention == "none" else config.attention,
@@ -313,6 +348,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "model": config.model,
         "attention": config.attention,
         "skipped_clips": skipped,
+        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"])),
         "history": module.history,
         # cost: parameters, GMACs of one clip (see cbam3d.models.complexity), and of this call's training epochs
         "parameters": count_parameters(module.model),
