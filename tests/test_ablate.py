@@ -97,9 +97,9 @@ def test_report_only_rebuilds_the_outputs_from_finished_runs(grid, monkeypatch):
     assert all((output / name).is_file() for name in ("results.csv", "results.md", "results.png"))
 
 
-def test_a_folder_holding_a_run_with_other_train_options_is_refused(grid, capsys):
+def test_a_folder_holding_a_run_with_other_train_options_is_refused(grid, usage_error):
     _, argv = grid
-    line = usage_error([*argv, "--lr", "0.5"], capsys)
+    line = usage_error(ablate_main, [*argv, "--lr", "0.5"])
     assert "holds a run started with other train options" in line
 
 
@@ -112,15 +112,6 @@ def test_an_interrupted_run_really_resumes_and_finishes(grid):
 
 
 # --- bad input --------------------------------------------------------------------------------------------
-
-
-def usage_error(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        ablate_main(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert "Traceback" not in error
-    return error.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
@@ -139,8 +130,8 @@ def usage_error(argv, capsys) -> str:
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],
 )
-def test_bad_grids_and_train_options_get_one_line_errors(argv, message, capsys, tmp_path):
-    assert message in usage_error([*argv, "--output", str(tmp_path)], capsys)
+def test_bad_grids_and_train_options_get_one_line_errors(argv, message, usage_error, tmp_path):
+    assert message in usage_error(ablate_main, [*argv, "--output", str(tmp_path)])
 
 
 @pytest.mark.parametrize(
@@ -153,9 +144,9 @@ def test_bad_grids_and_train_options_get_one_line_errors(argv, message, capsys, 
         ("grid.yaml", "vary:\n  cbam.gate_order: [diagonal]\n", "--vary cbam.gate_order 'diagonal'"),
     ],
 )
-def test_bad_grid_files_get_one_line_errors(name, text, message, capsys, tmp_path):
+def test_bad_grid_files_get_one_line_errors(name, text, message, usage_error, tmp_path):
     (tmp_path / name).write_text(text)
-    assert message in usage_error(["--grid", str(tmp_path / name), "--output", str(tmp_path)], capsys)
+    assert message in usage_error(ablate_main, ["--grid", str(tmp_path / name), "--output", str(tmp_path)])
 
 
 def test_a_grid_file_reads_like_the_command_line(tmp_path):

@@ -79,15 +79,6 @@ def test_the_scripts_run_as_programs():
     assert "--attention {none,bam,cbam,eca,se}" in result.stdout
 
 
-def _usage_error(main, argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert "Traceback" not in error
-    return error.strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -98,37 +89,35 @@ def _usage_error(main, argv, capsys) -> str:
         (["--model-option", "not a pair"], "expected KEY=VALUE"),
     ],
 )
-def test_train_rejects_bad_flags_with_one_line(argv, message, capsys):
-    assert message in _usage_error(train_main, argv, capsys)
+def test_train_rejects_bad_flags_with_one_line(argv, message, usage_error):
+    assert message in usage_error(train_main, argv)
 
 
-def test_train_resume_without_a_previous_run_says_there_is_nothing_to_resume(tmp_path, capsys):
-    line = _usage_error(train_main, ["--output", str(tmp_path / "new"), "--resume"], capsys)
+def test_train_resume_without_a_previous_run_says_there_is_nothing_to_resume(tmp_path, usage_error):
+    line = usage_error(train_main, ["--output", str(tmp_path / "new"), "--resume"])
     assert "nothing to resume" in line and "last.ckpt" in line
 
 
-def test_train_on_a_folder_without_videos_says_so(tmp_path, capsys):
+def test_train_on_a_folder_without_videos_says_so(tmp_path, usage_error):
     (tmp_path / "empty_class").mkdir()
-    line = _usage_error(train_main, ["--data", str(tmp_path), "--output", str(tmp_path / "out")], capsys)
+    line = usage_error(train_main, ["--data", str(tmp_path), "--output", str(tmp_path / "out")])
     assert str(tmp_path) in line
 
 
-def test_evaluate_and_predict_reject_a_missing_checkpoint_with_one_line(tmp_path, capsys):
+def test_evaluate_and_predict_reject_a_missing_checkpoint_with_one_line(tmp_path, usage_error):
     missing = str(tmp_path / "missing.ckpt")
-    assert "no such file" in _usage_error(evaluate_main, ["--checkpoint", missing], capsys)
-    assert "no such file" in _usage_error(predict_main, ["clip.mp4", "--checkpoint", missing], capsys)
+    assert "no such file" in usage_error(evaluate_main, ["--checkpoint", missing])
+    assert "no such file" in usage_error(predict_main, ["clip.mp4", "--checkpoint", missing])
 
 
-def test_predict_rejects_a_checkpoint_that_is_not_ours(tmp_path, capsys):
+def test_predict_rejects_a_checkpoint_that_is_not_ours(tmp_path, usage_error):
     import torch
 
     torch.save({"weight": torch.ones(1)}, tmp_path / "weights.pth")
-    line = _usage_error(predict_main, ["clip.mp4", "--checkpoint", str(tmp_path / "weights.pth")], capsys)
+    line = usage_error(predict_main, ["clip.mp4", "--checkpoint", str(tmp_path / "weights.pth")])
     assert "not a cbam3d training checkpoint" in line
 
 
-def test_train_refuses_sync_bn_for_cpu_processes(tmp_path, capsys):
-    line = _usage_error(
-        train_main, ["--data", str(tmp_path), "--accelerator", "cpu", "--devices", "2", "--sync-bn"], capsys
-    )
+def test_train_refuses_sync_bn_for_cpu_processes(tmp_path, usage_error):
+    line = usage_error(train_main, ["--data", str(tmp_path), "--accelerator", "cpu", "--devices", "2", "--sync-bn"])
     assert "--sync-bn needs GPUs" in line
