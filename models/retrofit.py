@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cbam3d.after_norm import attend_after_norm
 from cbam3d.layers import BATCH_NORM
 from cbam3d.registry import AttentionBuilder, AttentionSpec
 
@@ -59,7 +60,7 @@ class _AttentionAfter:
         self.name = name
 
     def __call__(self, module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
-        return getattr(self.owner, self.name)(output)
+        return attend_after_norm(getattr(self.owner, self.name), module, inputs[0], output)
 
 
 def _is_foreign_block(module: nn.Module) -> bool:
