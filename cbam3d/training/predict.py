@@ -74,12 +74,13 @@ def predict_files(
     topk: int = 5,
     clips: int = 3,
     device: str = "auto",
+    compile: bool = False,
 ) -> list[Prediction]:
     """Classify video files with a checkpoint written by ``scripts/train.py``.
 
     Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
     scores are averaged. A file that cannot be read gets a :class:`Prediction` with ``error`` set, and the
-    others are still classified.
+    others are still classified. ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     Raises:
         FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk or clips < 1.
@@ -90,5 +91,7 @@ def predict_files(
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
     torch_device = inference_device(device)
     model, info = load_checkpoint(checkpoint, map_location=torch_device)
+    if compile:
+        model.compile()
     autocast_dtype = inference_autocast_dtype(torch_device)
     return [_predict_one(model, info, Path(p), topk=topk, clips=clips, autocast_dtype=autocast_dtype) for p in paths]
