@@ -14,7 +14,9 @@ from torch import nn
 from cbam3d import CBAM, SE
 from cbam3d.after_norm import attend_after_norm
 from cbam3d.benchmark import saved_bytes
-from cbam3d.models import IdentityInitAttention, add_attention, create_model
+from cbam3d.models import BasicBlock, IdentityInitAttention, add_attention, create_model
+from cbam3d.models.convs import conv3x3x3
+from cbam3d.registry import create_attention
 
 ATTENTIONS = {
     "se": lambda dims: SE(8, dims, reduction=2),
@@ -158,3 +160,11 @@ def test_attention_adds_at_most_the_target_to_activation_memory(network, attenti
 def test_attention_memory_target_at_the_issue_clip(network, attention):
     """The same targets at the clip they were set for, 2x3x8x112x112."""
     assert _saved_increase(network, attention, (2, 3, 8, 112, 112)) <= NETWORKS[network][1]
+
+
+@pytest.mark.parametrize("attention", ["se", "cbam"])
+def test_a_residual_block_with_fused_attention_traces_without_graph_breaks(attention):
+    """torch.compile sees the block, BatchNorm and fused attention included, as one graph."""
+    block = BasicBlock(8, 8, 1, conv3x3x3, 3, attention=lambda c, d: create_attention(attention, c, d, reduction=2))
+    explanation = torch._dynamo.explain(block.train())(torch.randn(2, 8, 2, 6, 6, requires_grad=True))
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0)
