@@ -391,9 +391,9 @@ def peer_results(settings: Settings, device: torch.device, note: Callable[[str],
 
 def training_step_results(settings: Settings, device: torch.device) -> list[Result]:
     """Whole forward + backward passes of ``settings.step_model`` on ``settings.step_clip``: plain and with
-    each attention, eager (ratios against ``plain``) and, with ``compile_networks``, compiled (against
-    ``plain compiled``)."""
-    names = [None, *attention_names()]
+    each of ``settings.step_attention``, eager (ratios against ``plain``) and, with ``compile_networks``,
+    compiled (against ``plain compiled``)."""
+    names = [None, *settings.step_attention]
     results = []
     for compiled in (False, True) if settings.compile_networks else (False,):
         suffix = " compiled" if compiled else ""
@@ -488,6 +488,7 @@ class Settings:
     step_model: str = "r3d_18"
     step_clip: tuple[int, int, int, int, int] = (2, 3, 8, 56, 56)
     step_repeats: int = 5
+    step_attention: list[str] = field(default_factory=lambda: list(attention_names()))
     compile_networks: bool = False
 
 
@@ -592,6 +593,7 @@ def benchmark_parser() -> argparse.ArgumentParser:
         "--step-clip", type=int, nargs=5, metavar=("N", "C", "T", "H", "W"), help="its input (default 2 3 8 56 56)"
     )
     peers.add_argument("--step-repeats", type=int, help="timed training steps per variant (default 5)")
+    peers.add_argument("--step-attention", nargs="+", choices=attention_names(), help="default: every attention")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the markdown table here")
     return parser
@@ -619,6 +621,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> str:
         "step_model": args.step_model,
         "step_clip": tuple(args.step_clip) if args.step_clip else None,
         "step_repeats": args.step_repeats,
+        "step_attention": args.step_attention,
     }
     settings = replace(
         PRESETS["quick" if args.quick else "full"], **{k: v for k, v in overrides.items() if v is not None}
