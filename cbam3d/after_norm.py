@@ -39,12 +39,14 @@ _BATCH_NORMS = tuple(BATCH_NORM.values())
 
 
 def norm_affine(norm: nn.Module, norm_input: Tensor) -> tuple[Tensor, Tensor]:
-    """(scale, shift), each (C,) in the parameters' dtype, with ``norm(norm_input) = norm_input * scale + shift``
+    """(scale, shift), each (C,) in at least float32, with ``norm(norm_input) = norm_input * scale + shift``
     per channel for this call (batch statistics in training, running ones in eval); not differentiable."""
     with torch.no_grad():
         if uses_batch_statistics(norm):
             axes = [0, *spatial_axes(norm_input)]
-            variance, mean = torch.var_mean(norm_input, dim=axes, correction=0)
+            # statistics of a bf16 / fp16 input in float32, as the BatchNorm kernels accumulate them
+            wide = norm_input.to(torch.promote_types(norm_input.dtype, torch.float32))
+            variance, mean = torch.var_mean(wide, dim=axes, correction=0)
         else:
             variance, mean = norm.running_var, norm.running_mean
         scale = torch.rsqrt(variance + norm.eps)
@@ -56,12 +58,11 @@ def norm_affine(norm: nn.Module, norm_input: Tensor) -> tuple[Tensor, Tensor]:
     return scale, shift
 
 
-def _norm_output_again(norm_input: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-    """The BatchNorm's output recomputed from its input: (N, C, *spatial), in the input's dtype."""
+def _norm_output_again(norm_input: Tensor, scale: Tensor, shift: Tensor, dtype: torch.dtype) -> Tensor:
+    """The BatchNorm's output recomputed from its input: (N, C, *spatial), computed in the precision of
+    ``scale`` (at least float32) and rounded once to ``dtype``, the output's, as the BatchNorm does."""
     dims = norm_input.ndim - 2
-    return torch.addcmul(
-        channel_map(shift.to(norm_input.dtype), dims), norm_input, channel_map(scale.to(norm_input.dtype), dims)
-    )
+    return torch.addcmul(channel_map(shift, dims), norm_input, channel_map(scale, dims)).to(dtype)
 
 
 class ChannelGateAfterNormFunction(torch.autograd.Function):
@@ -72,7 +73,7 @@ class ChannelGateAfterNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, norm_output, norm_input, scale, shift, pool_types, w1, b1, w2, b2):
         out, weights, saved = channel_gate_forward(norm_output, pool_types, MLPParameters(w1, b1, w2, b2))
-        ctx.pool_types = pool_types
+        ctx.pool_types, ctx.dtype = pool_types, norm_output.dtype
         ctx.save_for_backward(norm_input, scale, shift, *saved)
         ctx.mark_non_differentiable(weights)
         return out, weights
@@ -81,7 +82,7 @@ class ChannelGateAfterNormFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, _grad_weights):
         norm_input, scale, shift, *saved = ctx.saved_tensors
-        x = _norm_output_again(norm_input, scale, shift)
+        x = _norm_output_again(norm_input, scale, shift, ctx.dtype)
         grad_x, *grad_mlp = channel_gate_backward(x, saved, ctx.pool_types, grad_out, recomputed=True)
         return grad_x, None, None, None, None, *grad_mlp
 
@@ -122,7 +123,7 @@ class CBAMAfterNormFunction(torch.autograd.Function):
         out, channel_weights, spatial_weights, saved = cbam_forward(
             norm_output, pool_types, MLPParameters(w1, b1, w2, b2), spatial
         )
-        ctx.pool_types, ctx.eps, ctx.bn_training = pool_types, eps, bn_training
+        ctx.pool_types, ctx.eps, ctx.bn_training, ctx.dtype = pool_types, eps, bn_training, norm_output.dtype
         ctx.save_for_backward(norm_input, scale, shift, *saved)
         ctx.mark_non_differentiable(channel_weights, spatial_weights)
         return out, channel_weights, spatial_weights
@@ -131,7 +132,7 @@ class CBAMAfterNormFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, _grad_channel_weights, _grad_spatial_weights):
         norm_input, scale, shift, *saved = ctx.saved_tensors
-        x = _norm_output_again(norm_input, scale, shift)
+        x = _norm_output_again(norm_input, scale, shift, ctx.dtype)
         grad_x, *grads = cbam_backward(
             x, saved, ctx.pool_types, grad_out, eps=ctx.eps, bn_training=ctx.bn_training, recomputed=True
         )
