@@ -105,7 +105,7 @@ def test_fused_reports_the_same_maps_to_map_hooks(randomize):
 )
 def test_unfusable_calls_run_the_plain_attention(case, randomize):
     """Anything but (cbam3d gate, BatchNorm, autograd recording) is plain ``attention(norm_output)``:
-    the same output, and for the wrapper the saved memory includes the norm's output."""
+    the same output as calling the attention directly."""
     norm, attention = _norm_and_attention("se", 3, True, randomize)
     if case == "identity-init wrapper":
         attention = IdentityInitAttention(attention)
