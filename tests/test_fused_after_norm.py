@@ -99,24 +99,56 @@ def test_fused_reports_the_same_maps_to_map_hooks(randomize):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["identity-init wrapper", "no grad", "sync batch norm"],
-)
-def test_unfusable_calls_run_the_plain_attention(case, randomize):
-    """Anything but (cbam3d gate, BatchNorm, autograd recording) is plain ``attention(norm_output)``:
-    the same output as calling the attention directly."""
+def _saved_storages(step) -> set[int]:
+    """The data pointers of the storages ``step()`` saves for backward."""
+    saved = set()
+
+    def pack(tensor):
+        saved.add(tensor.untyped_storage().data_ptr())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        step()
+    return saved
+
+
+@pytest.mark.parametrize("case", ["identity-init wrapper", "sync batch norm"])
+def test_unfusable_calls_keep_the_norm_output_as_the_plain_attention_does(case, randomize):
+    """Anything but (cbam3d gate, plain BatchNorm) runs the attention itself on the norm's output: same
+    output, and the norm's output is kept for backward (the fused path keeps only the norm's input)."""
     norm, attention = _norm_and_attention("se", 3, True, randomize)
     if case == "identity-init wrapper":
         attention = IdentityInitAttention(attention)
-    if case == "sync batch norm":
+    else:
         norm = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(norm))[0]
         norm.eval()  # SyncBatchNorm needs a process group in training mode
-    x = torch.randn(2, 8, 4, 6, 6, requires_grad=case != "no grad")
-    with torch.set_grad_enabled(case != "no grad"):
+    x = torch.randn(2, 8, 4, 6, 6, requires_grad=True)
+    norm_output = norm(x)
+    outputs = []
+    saved = _saved_storages(lambda: outputs.append(attend_after_norm(attention, norm, x, norm_output)))
+    assert norm_output.untyped_storage().data_ptr() in saved
+    assert torch.equal(outputs[0], attention(norm_output))
+
+
+def test_fused_call_keeps_the_norm_input_not_its_output(randomize):
+    """The fused path's saved tensors include the norm's input and not its output."""
+    norm, attention = _norm_and_attention("cbam", 3, True, randomize)
+    x = torch.randn(2, 8, 4, 6, 6, requires_grad=True)
+    norm_input = x * 1.0
+    norm_output = norm(norm_input)
+    saved = _saved_storages(lambda: attend_after_norm(attention, norm, norm_input, norm_output))
+    assert norm_input.untyped_storage().data_ptr() in saved
+    assert norm_output.untyped_storage().data_ptr() not in saved
+
+
+def test_without_autograd_recording_the_attention_runs_plainly(randomize):
+    """Under no_grad the output is the attention's and no graph is recorded."""
+    norm, attention = _norm_and_attention("cbam", 3, True, randomize)
+    x = torch.randn(2, 8, 4, 6, 6)
+    with torch.no_grad():
         norm_output = norm(x)
         out = attend_after_norm(attention, norm, x, norm_output)
-        assert torch.equal(out, attention(norm_output))
+        assert out.grad_fn is None and torch.equal(out, attention(norm_output))
 
 
 def _saved(network: str, attention: str | None, clip: tuple[int, ...]) -> int:
