@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .bam import BAM
+from .benchmark_peers import PeerCase, is_installed, peer_cases
 from .cbam import CBAM
 from .channel import ChannelGate
 from .eca import ECA
@@ -354,6 +355,60 @@ def model_results(
     return results
 
 
+def _compiled(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    return lambda: torch.compile(make())
+
+
+def peer_variants(case: PeerCase, compile_blocks: bool, note: Callable[[str], None]) -> list[Variant]:
+    """The variants of a :class:`~cbam3d.benchmark_peers.PeerCase`: the hand-written block (eager, and
+    compiled with ``compile_blocks``) where the case has one, each installed peer, then cbam3d's block;
+    ``note`` hears of each peer left out."""
+    variants = []
+    if case.hand_written:
+        variants.append(Variant("naive", lambda: naive_like(case.ours)))
+        if compile_blocks:
+            variants.append(Variant("naive compiled", _compiled(lambda: naive_like(case.ours))))
+    for peer in case.peers:
+        if is_installed(peer.package):
+            variants.append(Variant(peer.name, lambda peer=peer: peer.make(case.shape[1])))
+        else:
+            note(f"{case.label}: {peer.name} skipped ({peer.package} is not installed)")
+    variants.append(Variant("cbam3d", lambda: case.ours))
+    return variants
+
+
+def peer_results(settings: Settings, device: torch.device, note: Callable[[str], None]) -> list[Result]:
+    """Every :func:`~cbam3d.benchmark_peers.peer_cases` case, ratios against its baseline."""
+    results = []
+    for case in peer_cases(settings.peer_shape_3d, settings.peer_shape_2d, settings.kernel_size):
+        variants = peer_variants(case, settings.compile_blocks, note)
+        measured = measure_case(case.label, variants, case.shape, device, settings.repeats, settings.warmup)
+        add_ratios(measured, case.baseline, f"vs {case.baseline}")
+        results += measured
+        note(peer_table(measured).split("\n", 2)[2])
+    return results
+
+
+def training_step_results(settings: Settings, device: torch.device) -> list[Result]:
+    """Whole forward + backward passes of ``settings.step_model`` on ``settings.step_clip``: plain and with
+    each of ``settings.step_attention``, eager (ratios against ``plain``) and, with ``compile_networks``,
+    compiled (against ``plain compiled``)."""
+    names = [None, *settings.step_attention]
+    results = []
+    for compiled in (False, True) if settings.compile_networks else (False,):
+        suffix = " compiled" if compiled else ""
+        variants = []
+        for name in names:
+            kwargs = {"kernel_size": settings.kernel_size} if name == "cbam" else None
+            make = _network(settings.step_model, name, kwargs)
+            variants.append(Variant(f"{name or 'plain'}{suffix}", _compiled(make) if compiled else make))
+        case = f"{settings.step_model} step"
+        measured = measure_case(case, variants, settings.step_clip, device, settings.step_repeats, settings.warmup)
+        add_ratios(measured, f"plain{suffix}", f"vs plain{suffix}")
+        results += measured
+    return results
+
+
 # --- output --------------------------------------------------------------------------------------
 def _format(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
@@ -384,6 +439,26 @@ def markdown_table(results: Sequence[Result]) -> str:
     return "\n".join(rows)
 
 
+def peer_table(results: Sequence[Result]) -> str:
+    """The peers' and training steps' rows: times, the fwd+bwd speed-up over the case's baseline and its
+    inverse (the time relative to the baseline), and the memory kept for backward as a multiple of the input."""
+    rows = [
+        "| case | variant | input | fwd ms | fwd+bwd ms | speed-up (fwd+bwd) | time vs baseline | saved for bwd |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        label, speedup = next(
+            ((key.split(":")[0], value) for key, value in r.ratios.items() if key.endswith(":train_speedup")),
+            ("", None),
+        )
+        rows.append(
+            f"| {r.case} | {r.variant} | {'x'.join(map(str, r.shape))} | {_format(r.forward_ms, '{:.1f}')} | "
+            f"{_format(r.train_ms, '{:.1f}')} | {_format(speedup, '{:.2f}x ' + label)} | "
+            f"{_format(speedup and 1 / speedup, '{:.2f}x')} | {r.saved_ratio:.2f}x input |"
+        )
+    return "\n".join(rows)
+
+
 def to_json(results: Sequence[Result], settings: dict) -> str:
     return json.dumps({"settings": settings, "results": [asdict(r) for r in results]}, indent=2)
 
@@ -405,6 +480,16 @@ class Settings:
     kernel_size: int = 7
     device: str = "cpu"
     amp: str | None = None
+    # the comparison with other packages' blocks and the whole training steps (benchmark_peers)
+    peers: bool = False
+    peer_shape_3d: tuple[int, int, int, int, int] = (8, 64, 8, 28, 28)
+    peer_shape_2d: tuple[int, int, int, int] = (16, 256, 28, 28)
+    compile_blocks: bool = True
+    step_model: str = "r3d_18"
+    step_clip: tuple[int, int, int, int, int] = (2, 3, 8, 56, 56)
+    step_repeats: int = 5
+    step_attention: list[str] = field(default_factory=lambda: list(attention_names()))
+    compile_networks: bool = False
 
 
 PRESETS: dict[str, Settings] = {
@@ -445,10 +530,20 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
     return results
 
 
+def run_peers(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
+    """The peers' block cases, then the whole training steps, of ``settings``."""
+    device = torch.device(settings.device)
+    results = peer_results(settings, device, log)
+    steps = training_step_results(settings, device)
+    log(peer_table(steps).split("\n", 2)[2])
+    return results + steps
+
+
 _USAGE = """examples:
   cbam3d benchmark --quick                        # 2-core CPU: (8, 64, 8, 28, 28) blocks, model memory
   cbam3d benchmark --device cuda --amp bf16       # the full run on a GPU
-  cbam3d benchmark --quick --markdown bench.md --json bench.json"""
+  cbam3d benchmark --quick --markdown bench.md --json bench.json
+  cbam3d benchmark --quick --threads 1 --peers    # also MONAI, fvcore, timm, torch.compile and training steps"""
 
 
 def benchmark_parser() -> argparse.ArgumentParser:
@@ -484,6 +579,23 @@ def benchmark_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kernel-size", type=int, help="CBAM's spatial kernel, the same for the naive block (default 7)"
     )
+    peers = parser.add_argument_group("peers and training steps")
+    peers.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure the hand-written blocks under torch.compile, MONAI's ChannelSELayer, fvcore's "
+        "SqueezeExcitation, timm's CbamModule and EcaModule (those installed) and whole training steps",
+    )
+    peers.add_argument("--no-compile-blocks", action="store_true", help="leave out the compiled hand-written blocks")
+    peers.add_argument(
+        "--compile-networks", action="store_true", help="also time the training steps under torch.compile (slow)"
+    )
+    peers.add_argument("--step-model", help="the network of the training steps (default r3d_18)")
+    peers.add_argument(
+        "--step-clip", type=int, nargs=5, metavar=("N", "C", "T", "H", "W"), help="its input (default 2 3 8 56 56)"
+    )
+    peers.add_argument("--step-repeats", type=int, help="timed training steps per variant (default 5)")
+    peers.add_argument("--step-attention", nargs="+", choices=attention_names(), help="default: every attention")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the markdown table here")
     return parser
@@ -532,6 +644,13 @@ def benchmark_main(argv: Sequence[str] | None = None) -> str:
         "kernel_size": args.kernel_size,
         "device": args.device,
         "amp": args.amp,
+        "peers": args.peers or None,
+        "compile_blocks": False if args.no_compile_blocks else None,
+        "compile_networks": args.compile_networks or None,
+        "step_model": args.step_model,
+        "step_clip": tuple(args.step_clip) if args.step_clip else None,
+        "step_repeats": args.step_repeats,
+        "step_attention": args.step_attention,
     }
     settings = replace(
         PRESETS["quick" if args.quick else "full"], **{k: v for k, v in overrides.items() if v is not None}
@@ -543,6 +662,10 @@ def benchmark_main(argv: Sequence[str] | None = None) -> str:
     except ValueError as error:  # an option the modules or networks refuse (kernel size, model name ...)
         parser.error(str(error).splitlines()[0])
     table = markdown_table(results)
+    if settings.peers:
+        peers = run_peers(settings)
+        table += "\n\n" + peer_table(peers)
+        results += peers
     print(f"\n{table}")
     described = {**asdict(settings), "threads": torch.get_num_threads(), "torch": torch.__version__}
     if args.markdown:

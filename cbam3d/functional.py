@@ -200,6 +200,46 @@ class ChannelWeightsFunction(torch.autograd.Function):
         return grad_x, None, *grad_params
 
 
+def channel_gate_forward(
+    x: torch.Tensor, pool_types: Sequence[str], mlp: MLPParameters
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``(x * Mc, Mc as (N, C), saved)``: ``saved`` is what :func:`channel_gate_backward` needs besides x,
+    all (P, N, C)-sized or smaller."""
+    weights, saved = _channel_weights_forward(x, pool_types, mlp)
+    return x * _channel_map_like(weights, x), weights, tuple(saved)
+
+
+def channel_gate_backward(
+    x: torch.Tensor,
+    saved: Sequence[torch.Tensor],
+    pool_types: Sequence[str],
+    grad_out: torch.Tensor,
+    *,
+    recomputed: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """Gradients of (x, w1, b1, w2, b2) of ``x * Mc(x)`` from ``grad_out`` and the forward's ``saved``.
+
+    ``recomputed``: x was recomputed for backward and may differ from the forward's in the last bits, so
+    the global maxima are taken again from it (a saved maximum that no element of x attains anymore would
+    give the max pool no gradient)."""
+    saved = _ChannelSaved(*saved)
+    if recomputed:
+        saved = saved._replace(pooled=_pooled_again(x, saved.pooled, pool_types))
+    weights_map = _channel_map_like(saved.weights, x)
+    grad_weights = _sum_over_positions(grad_out, x)
+    grad_x = grad_out * weights_map
+    return _channel_weights_backward(x, saved, pool_types, grad_weights, grad_x)
+
+
+def _pooled_again(x: torch.Tensor, pooled: torch.Tensor, pool_types: Sequence[str]) -> torch.Tensor:
+    """The saved (P, N, C) pools with the max pool's row taken again from ``x``."""
+    if "max" not in pool_types:
+        return pooled
+    pooled = pooled.clone()
+    pooled[pool_types.index("max")] = global_pool(x, "max").to(pooled.dtype)
+    return pooled
+
+
 class ChannelGateFunction(torch.autograd.Function):
     """``x * Mc(x)`` (see :class:`ChannelWeightsFunction`), and Mc (N, C) as a second, non-differentiable
     output for map hooks. Saves x alone at input size; the backward is a batched dot product and one
@@ -207,21 +247,17 @@ class ChannelGateFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, pool_types, w1, b1, w2, b2):
-        weights, saved = _channel_weights_forward(x, pool_types, MLPParameters(w1, b1, w2, b2))
+        out, weights, saved = channel_gate_forward(x, pool_types, MLPParameters(w1, b1, w2, b2))
         ctx.pool_types = pool_types
         ctx.save_for_backward(x, *saved)
         ctx.mark_non_differentiable(weights)
-        return x * _channel_map_like(weights, x), weights
+        return out, weights
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, _grad_weights):
-        x, *rest = ctx.saved_tensors
-        saved = _ChannelSaved(*rest)
-        weights_map = _channel_map_like(saved.weights, x)
-        grad_weights = _sum_over_positions(grad_out, x)
-        grad_x = grad_out * weights_map
-        grad_x, *grad_params = _channel_weights_backward(x, saved, ctx.pool_types, grad_weights, grad_x)
+        x, *saved = ctx.saved_tensors
+        grad_x, *grad_params = channel_gate_backward(x, saved, ctx.pool_types, grad_out)
         return grad_x, None, *grad_params
 
 
@@ -295,9 +331,10 @@ def _spatial_gate_forward(
     return out, spatial_weights, _SpatialSaved(channel_max, conv_out, conv_weight, bn_weight, bn_bias, mean, variance)
 
 
-def _spatial_gate_backward(grad_out, x, weights_map, saved: _SpatialSaved, eps, bn_training):
+def _spatial_gate_backward(grad_out, x, weights_map, saved: _SpatialSaved, eps, bn_training, recomputed=False):
     """Gradients of (y, conv weight, BN weight, BN bias), recomputing ``y = x * weights_map``; then a
-    free input-sized buffer for the caller to reuse."""
+    free input-sized buffer for the caller to reuse. ``recomputed``: x was recomputed for backward, so the
+    channel-wise maxima are taken again from y (see :func:`channel_gate_backward`)."""
     channel_max, conv_out, conv_weight, bn_weight, bn_bias, mean, variance = (
         saved.channel_max,
         saved.conv_out,
@@ -312,6 +349,8 @@ def _spatial_gate_backward(grad_out, x, weights_map, saved: _SpatialSaved, eps, 
     spatial_weights = torch.sigmoid(F.batch_norm(conv_out, mean, variance, bn_weight, bn_bias, False, 0.0, eps))
     # y and then grad_out * y are recomputed into one buffer (when y is not x itself), which ends as grad_y.
     y = _scale(x, weights_map)
+    if recomputed:
+        channel_max = y.amax(dim=1, keepdim=True).to(channel_max.dtype)
     descriptor = torch.cat([channel_max, y.mean(dim=1, keepdim=True).to(channel_max.dtype)], dim=1)
     is_max = _equal_as_float(y, channel_max.to(y.dtype))
     buffer = y.mul_(grad_out) if weights_map is not None else grad_out * y
@@ -398,36 +437,63 @@ class CBAMFunction(torch.autograd.Function):
         momentum,
         eps,
     ):
-        mlp = MLPParameters(w1, b1, w2, b2)
         spatial = SpatialGateParameters(
             conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
         )
-        channel_weights, channel_saved = _channel_weights_forward(x, pool_types, mlp)
-        weights_map = _channel_map_like(channel_weights, x)
-        out, spatial_weights, spatial_saved = _spatial_gate_forward(x, weights_map, spatial)
+        out, channel_weights, spatial_weights, saved = cbam_forward(
+            x, pool_types, MLPParameters(w1, b1, w2, b2), spatial
+        )
         ctx.pool_types, ctx.eps, ctx.bn_training = pool_types, eps, bn_training
-        ctx.save_for_backward(x, *channel_saved, *spatial_saved)
+        ctx.save_for_backward(x, *saved)
         ctx.mark_non_differentiable(channel_weights, spatial_weights)
         return out, channel_weights, spatial_weights
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, _grad_channel_weights, _grad_spatial_weights):
-        x, *rest = ctx.saved_tensors
-        split = len(_ChannelSaved._fields)
-        channel_saved, spatial_saved = _ChannelSaved(*rest[:split]), _SpatialSaved(*rest[split:])
-        weights_map = _channel_map_like(channel_saved.weights, x)
-        grad_y, grad_conv_weight, grad_bn_weight, grad_bn_bias, free = _spatial_gate_backward(
-            grad_out, x, weights_map, spatial_saved, ctx.eps, ctx.bn_training
-        )
-        grad_channel_weights = _sum_over_positions(grad_y, x)
-        grad_x = grad_y.mul_(weights_map)
-        grad_x, grad_w1, grad_b1, grad_w2, grad_b2 = _channel_weights_backward(
-            x, channel_saved, ctx.pool_types, grad_channel_weights, grad_x, scratch=free
-        )
-        grad_mlp = (grad_w1, grad_b1, grad_w2, grad_b2)
-        grad_spatial = (grad_conv_weight, grad_bn_weight, grad_bn_bias)
-        return grad_x, None, *grad_mlp, *grad_spatial, None, None, None, None, None
+        x, *saved = ctx.saved_tensors
+        grads = cbam_backward(x, saved, ctx.pool_types, grad_out, eps=ctx.eps, bn_training=ctx.bn_training)
+        return grads[0], None, *grads[1:], None, None, None, None, None
+
+
+def cbam_forward(
+    x: torch.Tensor, pool_types: Sequence[str], mlp: MLPParameters, spatial: SpatialGateParameters
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``(y * Ms(y), Mc, Ms, saved)`` for ``y = x * Mc(x)``: Mc (N, C), Ms (N, 1, *spatial), and what
+    :func:`cbam_backward` needs besides x, all (N, 1, *spatial)-sized or smaller."""
+    channel_weights, channel_saved = _channel_weights_forward(x, pool_types, mlp)
+    weights_map = _channel_map_like(channel_weights, x)
+    out, spatial_weights, spatial_saved = _spatial_gate_forward(x, weights_map, spatial)
+    return out, channel_weights, spatial_weights, (*channel_saved, *spatial_saved)
+
+
+def cbam_backward(
+    x: torch.Tensor,
+    saved: Sequence[torch.Tensor],
+    pool_types: Sequence[str],
+    grad_out: torch.Tensor,
+    *,
+    eps: float,
+    bn_training: bool,
+    recomputed: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """Gradients of (x, w1, b1, w2, b2, conv weight, BN weight, BN bias) of the CBAM block from
+    ``grad_out`` and :func:`cbam_forward`'s ``saved``; ``eps`` and ``bn_training`` are the spatial gate's
+    BatchNorm settings of the forward; ``recomputed`` as for :func:`channel_gate_backward`."""
+    split = len(_ChannelSaved._fields)
+    channel_saved, spatial_saved = _ChannelSaved(*saved[:split]), _SpatialSaved(*saved[split:])
+    if recomputed:
+        channel_saved = channel_saved._replace(pooled=_pooled_again(x, channel_saved.pooled, pool_types))
+    weights_map = _channel_map_like(channel_saved.weights, x)
+    grad_y, grad_conv_weight, grad_bn_weight, grad_bn_bias, free = _spatial_gate_backward(
+        grad_out, x, weights_map, spatial_saved, eps, bn_training, recomputed
+    )
+    grad_channel_weights = _sum_over_positions(grad_y, x)
+    grad_x = grad_y.mul_(weights_map)
+    grad_x, *grad_mlp = _channel_weights_backward(
+        x, channel_saved, pool_types, grad_channel_weights, grad_x, scratch=free
+    )
+    return grad_x, *grad_mlp, grad_conv_weight, grad_bn_weight, grad_bn_bias
 
 
 def spatial_gate(x: torch.Tensor, spatial: SpatialGateParameters) -> tuple[torch.Tensor, torch.Tensor]:

@@ -81,3 +81,9 @@ def spatial_axes(x: torch.Tensor) -> tuple[int, ...]:
 def channel_map(weights: torch.Tensor, dims: int) -> torch.Tensor:
     """Channel weights (N, C) as a map (N, C, 1, ...) with ``dims`` ones, broadcastable to (N, C, *spatial)."""
     return weights.reshape(*weights.shape, *(1,) * dims)
+
+
+def uses_batch_statistics(norm: nn.Module) -> bool:
+    """Whether a BatchNorm normalizes this call with the batch's statistics (training mode, or no
+    running statistics), as ``nn.BatchNorm.forward`` decides."""
+    return norm.training or (norm.running_mean is None and norm.running_var is None)

@@ -20,7 +20,7 @@ from torch import nn
 
 from .base import AttentionModule
 from .functional import SpatialGateParameters, spatial_gate
-from .layers import BATCH_NORM, CONV, check_dims, odd_kernel
+from .layers import BATCH_NORM, CONV, check_dims, odd_kernel, uses_batch_statistics
 from .pooling import channel_max_mean
 
 SPATIAL_MODES: tuple[str, ...] = ("joint", "framewise", "factorized")
@@ -45,10 +45,9 @@ def _batch_norm_arguments(bn: nn.modules.batchnorm._BatchNorm) -> tuple:
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:
             momentum = 1.0 / float(bn.num_batches_tracked)
-    use_batch_statistics = bn.training or (bn.running_mean is None and bn.running_var is None)
     keep_running = not bn.training or bn.track_running_stats
     running_mean, running_var = (bn.running_mean, bn.running_var) if keep_running else (None, None)
-    return running_mean, running_var, use_batch_statistics, momentum
+    return running_mean, running_var, uses_batch_statistics(bn), momentum
 
 
 class SpatialGate(AttentionModule):

@@ -15,6 +15,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cbam3d.after_norm import attend_after_norm
 from cbam3d.registry import AttentionBuilder
 
 from .convs import ConvBuilder, NamedConvs, batch_norm, conv_nd, effective_stride, factorised_width
@@ -103,13 +104,14 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = x
-        last = len(self.chain) - 1
-        for i, (conv_name, bn_name) in enumerate(self.chain):
-            out = getattr(self, bn_name)(getattr(self, conv_name)(out))
-            if i < last:
-                out = self.relu(out)
+        for conv_name, bn_name in self.chain[:-1]:
+            out = self.relu(getattr(self, bn_name)(getattr(self, conv_name)(out)))
+        conv_name, bn_name = self.chain[-1]
+        norm, norm_input = getattr(self, bn_name), getattr(self, conv_name)(out)
+        out = norm(norm_input)
         if self.attention is not None:
-            out = self.attention(out)
+            # the attention keeps the BatchNorm's input (kept anyway) for backward, not its output
+            out = attend_after_norm(self.attention, norm, norm_input, out)
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.relu(out + shortcut)
 

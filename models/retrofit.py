@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from cbam3d.after_norm import attend_after_norm
 from cbam3d.registry import AttentionBuilder, AttentionSpec
 
 from .attention import plan_attention
@@ -73,7 +74,10 @@ class AttentionAfter:
         self.name = name
 
     def __call__(self, module: nn.Module, inputs: tuple[Any, ...], output: Tensor) -> Tensor:
-        return getattr(self.owner, self.name)(output)
+        attention = getattr(self.owner, self.name)
+        if not inputs:  # a module called with keyword arguments only: nothing to recompute from
+            return attention(output)
+        return attend_after_norm(attention, module, inputs[0], output)
 
 
 def add_attention(

@@ -238,6 +238,12 @@ def train_parser() -> argparse.ArgumentParser:
         help="synchronise BatchNorm statistics across DDP processes (small per-GPU batches)",
     )
     hardware.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the network (the first steps take longer while it compiles)",
+    )
+    hardware.add_argument(
         "--threads",
         type=int,
         metavar="N",
@@ -308,6 +314,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         accelerator=args.accelerator,
         precision=args.precision,
         sync_bn=args.sync_bn,
+        compile=args.compile,
         num_workers=args.num_workers,
         seed=args.seed,
         resume=Path(args.resume) if isinstance(args.resume, str) else args.resume,
@@ -380,6 +387,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder for confusion_matrix.png and evaluation.json; default: the checkpoint's folder",
     )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     return parser
 
 
@@ -401,6 +409,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             num_workers=args.num_workers,
             device=args.device,
             output=args.output if args.output is not None else args.checkpoint.parent,
+            compile=args.compile,
         )
     except (UsageError, ValueError) as error:
         parser.error(str(error))
@@ -436,6 +445,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", action="store_true", help="print the results as JSON (with --window: a windows list per file)"
     )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (checkpoints only)")
     windows = parser.add_argument_group("long videos: sliding windows")
     windows.add_argument(
         "--window",
@@ -483,6 +493,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             window=args.window,
             stride=args.stride,
+            compile=args.compile,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))

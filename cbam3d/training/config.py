@@ -82,6 +82,7 @@ class TrainConfig:
     accelerator: str | None = None
     precision: str | None = None
     sync_bn: bool | None = None
+    compile: bool | None = None  # torch.compile the network
     num_workers: int | None = None
     seed: int | None = None
     resume: bool | Path = False
@@ -130,6 +131,7 @@ GENERAL_DEFAULTS: dict[str, Any] = dict(
     accelerator="auto",
     precision="auto",
     sync_bn=False,
+    compile=False,
     num_workers=min(8, os.cpu_count() or 1),
     seed=0,
     threads=None,

@@ -32,6 +32,7 @@ def evaluate_checkpoint(
     num_workers: int = 0,
     device: str = "auto",
     output: str | os.PathLike | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Multi-clip, multi-crop, video-level evaluation of a checkpoint written by ``scripts/train.py``.
 
@@ -46,6 +47,7 @@ def evaluate_checkpoint(
         clips, crops, batch_size: views per video and clips per batch; default: the run's own (``--eval-clips``,
             ``--eval-crops``, ``--batch-size`` of training).
         output: folder for ``confusion_matrix.png`` and ``evaluation.json``; None writes nothing.
+        compile: ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     Returns:
         ``classification_report``'s dict (``top1``, ``top5``, ``videos``, ``per_class``, ``confusion``) plus
@@ -64,6 +66,8 @@ def evaluate_checkpoint(
         model, info = load_checkpoint(checkpoint, map_location=torch_device)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from error
+    if compile:
+        model.compile()
     trained = info.get("config", {})
     clips = clips if clips is not None else trained.get("eval_clips") or 1
     crops = crops if crops is not None else trained.get("eval_crops") or 1

@@ -73,9 +73,13 @@ def _exported_probabilities(exported: Callable[[torch.Tensor], torch.Tensor], vi
     return exported(video).float().softmax(dim=1)
 
 
-def load_scorer(path: str | os.PathLike, *, device: str = "auto") -> tuple[ClipScorer, dict[str, Any]]:
+def load_scorer(
+    path: str | os.PathLike, *, device: str = "auto", compile: bool = False
+) -> tuple[ClipScorer, dict[str, Any]]:
     """The clip scorer and info (``class_names``, ``clip``) of a training checkpoint or of an exported
     ``.onnx`` / ``.pt2`` model (which runs on the CPU: onnxruntime, or ``torch.export.load``).
+    ``compile``: ``torch.compile`` a checkpoint's network (in place: ``nn.Module.compile``); exports are
+    already compiled graphs and ignore it.
 
     Raises:
         FileNotFoundError, ValueError: a missing or unusable file; a device other than auto or cpu for an export.
@@ -87,6 +91,8 @@ def load_scorer(path: str | os.PathLike, *, device: str = "auto") -> tuple[ClipS
         return functools.partial(_exported_probabilities, exported), exported.info
     torch_device = inference_device(device)
     model, info = load_checkpoint(path, map_location=torch_device)
+    if compile:
+        model.compile()
     return functools.partial(predict_clip_scores, model, autocast_dtype=inference_autocast_dtype(torch_device)), info
 
 
@@ -137,12 +143,13 @@ def predict_files(
     device: str = "auto",
     window: float | None = None,
     stride: float | None = None,
+    compile: bool = False,
 ) -> list[Prediction]:
     """Classify video files with a checkpoint written by ``cbam3d train`` or a model written by ``cbam3d export``.
 
     Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
     scores are averaged. A file that cannot be read gets a :class:`Prediction` with ``error`` set, and the
-    others are still classified.
+    others are still classified. ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     With ``window`` (seconds), each file is scored in windows of that length every ``stride`` seconds
     (default: ``window``) in one streaming pass (memory does not grow with the file's length; a progress bar
@@ -161,7 +168,7 @@ def predict_files(
         raise ValueError("stride needs window: the step between windows of the sliding-window prediction")
     if window is not None and not (window > 0 and (stride is None or stride > 0)):
         raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
-    score, info = load_scorer(checkpoint, device=device)
+    score, info = load_scorer(checkpoint, device=device, compile=compile)
     if window is None:
         return [_predict_one(score, info, Path(p), topk=topk, clips=clips) for p in paths]
     stride = window if stride is None else stride

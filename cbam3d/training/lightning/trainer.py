@@ -312,6 +312,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             rank_zero_info(load_pretrained(module.model, config.pretrained).summary())
         except ValueError as error:
             raise UsageError(str(error)) from error
+    if config.compile:
+        module.model.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
 
     per_device_batches = len(data.train_split.records) // (config.batch_size * devices * num_nodes)
     throughput = TrainingThroughput()
