@@ -41,20 +41,22 @@ _BATCH_NORMS = tuple(BATCH_NORM.values())
 def norm_affine(norm: nn.Module, norm_input: Tensor) -> tuple[Tensor, Tensor]:
     """(scale, shift), each (C,) in at least float32, with ``norm(norm_input) = norm_input * scale + shift``
     per channel for this call (batch statistics in training, running ones in eval); not differentiable."""
-    with torch.no_grad():
-        if uses_batch_statistics(norm):
-            axes = [0, *spatial_axes(norm_input)]
-            # statistics of a bf16 / fp16 input in float32, as the BatchNorm kernels accumulate them
-            wide = norm_input.to(torch.promote_types(norm_input.dtype, torch.float32))
-            variance, mean = torch.var_mean(wide, dim=axes, correction=0)
-        else:
-            variance, mean = norm.running_var, norm.running_mean
-        scale = torch.rsqrt(variance + norm.eps)
-        if norm.weight is not None:
-            scale = scale * norm.weight
-        shift = -mean * scale
-        if norm.bias is not None:
-            shift = shift + norm.bias
+    # Detached rather than under torch.no_grad(): a grad-mode switch inside forward becomes a higher-order
+    # op in torch.export graphs, which their verifier then refuses on save and load.
+    norm_input = norm_input.detach()
+    if uses_batch_statistics(norm):
+        axes = [0, *spatial_axes(norm_input)]
+        # statistics of a bf16 / fp16 input in float32, as the BatchNorm kernels accumulate them
+        wide = norm_input.to(torch.promote_types(norm_input.dtype, torch.float32))
+        variance, mean = torch.var_mean(wide, dim=axes, correction=0)
+    else:
+        variance, mean = norm.running_var, norm.running_mean
+    scale = torch.rsqrt(variance + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight.detach()
+    shift = -mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias.detach()
     return scale, shift
 
 
