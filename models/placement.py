@@ -37,6 +37,20 @@ NORMS: tuple[type[nn.Module], ...] = (
 )
 """The normalization layers block attention follows (channels-first layers only)."""
 
+# LayerNorms over the channels of a channels-first map, by their usual class names (torchvision's ConvNeXt,
+# timm). A plain nn.LayerNorm normalizes the last axes, in vision networks channels-last ones, where a
+# channels-first gate would act on the wrong axis: it is not taken.
+_CHANNEL_LAYER_NORM_NAMES = ("LayerNorm2d", "LayerNorm3d")
+
+
+def is_channel_norm(module: nn.Module) -> bool:
+    """Whether block attention may follow ``module``: a BatchNorm, InstanceNorm or GroupNorm, or a LayerNorm
+    over the channels of an (N, C, *spatial) map (``LayerNorm2d`` / ``LayerNorm3d``)."""
+    if isinstance(module, NORMS):
+        return True
+    return isinstance(module, nn.LayerNorm) and type(module).__name__ in _CHANNEL_LAYER_NORM_NAMES
+
+
 _LAYER_DIMS: dict[type[nn.Module], int] = {
     nn.BatchNorm1d: 1,
     nn.BatchNorm2d: 2,
@@ -85,10 +99,15 @@ class ResidualNorm:
 
 
 class _Tracer(fx.Tracer):
-    """Traces through every module but torch.nn's own, this package's residual blocks and attention."""
+    """Traces through every module but torch.nn's own, channel LayerNorms, this package's residual blocks
+    and attention."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, (ResidualBlock, AttentionModule)) or super().is_leaf_module(m, module_qualified_name)
+        return (
+            isinstance(m, (ResidualBlock, AttentionModule))
+            or is_channel_norm(m)
+            or super().is_leaf_module(m, module_qualified_name)
+        )
 
 
 @dataclass(frozen=True)
@@ -182,7 +201,7 @@ def _residual_additions(model: nn.Module, traced: _Traced) -> Iterator[tuple[fx.
             (
                 n
                 for n in branch or ()
-                if n.op == "call_module" and isinstance(model.get_submodule(_qualify(traced.prefix, n.target)), NORMS)
+                if n.op == "call_module" and is_channel_norm(model.get_submodule(_qualify(traced.prefix, n.target)))
             ),
             None,
         )
@@ -306,7 +325,10 @@ def layer_dims(module: nn.Module) -> int | None:
 
 def layer_channels(module: nn.Module) -> int | None:
     """The output channels a norm or conv says it has (``num_features``, ``num_channels``,
-    ``out_channels``); None for any other module (a container's output need not be its last layer's)."""
+    ``out_channels``, a channel LayerNorm's ``normalized_shape``); None for any other module (a container's
+    output need not be its last layer's)."""
+    if isinstance(module, nn.LayerNorm) and is_channel_norm(module):
+        return module.normalized_shape[0]
     for attribute in ("num_features", "num_channels", "out_channels"):
         value = getattr(module, attribute, None)
         if isinstance(value, int) and not isinstance(value, bool):

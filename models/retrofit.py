@@ -99,7 +99,8 @@ def add_attention(
         at: where the modules go.
 
             - ``"auto"``: block attention after the last normalization layer (BatchNorm, InstanceNorm,
-              GroupNorm) of the residual branch of every residual addition, before the addition,
+              GroupNorm, a channel LayerNorm: :func:`cbam3d.models.placement.is_channel_norm`) of the
+              residual branch of every residual addition, before the addition,
               registered as ``<block>.attention`` (``<block>`` holds the addition); stage attention
               (BAM) on the output of the module that feeds each of the first three downsampling
               stages after the first residual addition (``layer1``..``layer3`` of a ResNet),

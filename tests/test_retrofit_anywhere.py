@@ -137,6 +137,32 @@ def test_x3d_gets_cbam_beside_its_own_squeeze_excitation():
         assert model(volume(1, 3, 4, 32, 32)).shape == (1, 3)
 
 
+class _LayerNormBlock(nn.Module):
+    """``x + norm(conv(x))`` on (N, 8, H, W), ``norm`` a channel LayerNorm or a plain (last-axis) one."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(8, 8, 3, padding=1), norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm(self.conv(x))
+
+
+def test_auto_follows_a_channel_layer_norm_but_not_a_last_axis_layer_norm():
+    """timm's LayerNorm2d normalizes the channels of (N, C, H, W): attention follows it, with C from its
+    normalized_shape. A plain nn.LayerNorm normalizes the last axis, where a channel gate would not fit."""
+    from timm.layers import LayerNorm2d
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), _LayerNormBlock(LayerNorm2d(8)), _LayerNormBlock(LayerNorm2d(8)))
+    models.add_attention(model, "cbam")
+    assert places(model) == ["1.norm -> attention", "2.norm -> attention"]
+    assert model[1].attention.channels == 8
+    assert model(volume(2, 3, 6, 6)).shape == (2, 8, 6, 6)
+    plain = nn.Sequential(nn.Conv2d(3, 8, 1), _LayerNormBlock(nn.LayerNorm(6)))
+    with pytest.raises(ValueError, match="at="):
+        models.add_attention(plain, "cbam")
+
+
 def test_basic_unet_takes_attention_at_named_places_with_lazy_channels():
     """at= patterns over module names: one module on each matched output; channels come from the input."""
     model = models.add_attention(basic_unet(), "cbam", at=BASIC_UNET_PLACES)
