@@ -234,5 +234,5 @@ def test_a_hard_clip_shows_several_class_motions_and_its_first_frame_does_not_de
 def test_the_train_command_takes_the_hard_demo_with_its_own_budget():
     hard = resolve_config(config_from_args(train_parser().parse_args(["--demo", "hard"])))
     standard = resolve_config(config_from_args(train_parser().parse_args([])))
-    assert (hard.demo, hard.epochs, hard.demo_videos) == ("hard", 5, 200)
+    assert (hard.demo, hard.epochs, hard.demo_videos) == ("hard", 10, 120)
     assert (standard.demo, standard.epochs) == ("standard", 16)

@@ -19,14 +19,14 @@ disjoint sets of digit images), so they load through :func:`cbam3d.data.discover
 The root's ``cbam3d_dataset.json`` says ``"flip_safe": false``: a mirror image swaps left/right and cw/ccw.
 
 The **hard** variant (``variant="hard"``, cached separately) is built so that motion alone is not enough: the
-target must first be found. Three to five distractors each perform one of the eight class motions themselves
+target must first be found. Two or three distractors each perform one of the eight class motions themselves
 (drawn at random, independently of the clip's class), so every clip shows several class motions at once. The
-target is the one sprite drawn at full brightness; each distractor's colour value is 55-80 % of the target's
+target is the one sprite drawn at full brightness; each distractor's colour value is 35-60 % of the target's
 (hue and saturation from the same distribution for all), and every frame's overall brightness flickers by a
 random factor in [0.8, 1.2], so the target is singled out only by its brightness relative to the other sprites
 of the same frame. A single frame still tells nothing about the class: every sprite's path is a class path
 with the uniform per-frame marginals above, and the sprites' looks do not depend on the class. Its default
-size is 200 training and 40 test videos per class. (A network that cannot tell the target apart can only pick
+size is 120 training and 40 test videos per class. (A network that cannot tell the target apart can only pick
 one of the motions it sees, about a quarter to a third right; one that finds it is back to the standard task.)
 """
 
@@ -66,7 +66,7 @@ DEMO_CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", 
 DEMO_VERSION = 1
 #: "standard": distractors that wander at random; "hard": distractors that perform class motions (module doc).
 DEMO_VARIANTS = ("standard", "hard")
-_DEFAULT_SIZES = {"standard": (80, 20), "hard": (200, 40)}  # (train, test) videos per class
+_DEFAULT_SIZES = {"standard": (80, 20), "hard": (120, 40)}  # (train, test) videos per class
 DEMO_SIZE = 64
 DEMO_FRAMES = 16
 DEMO_FPS = 16
@@ -77,8 +77,8 @@ _TURN_RAD = (math.radians(15), math.radians(25))
 _GROWTH_LOG = (0.05, 0.07)
 _DISTRACTORS = (2, 4)
 _JITTER_PX, _WOBBLE_RAD = 0.8, 0.06
-_HARD_DISTRACTORS = (3, 5)
-_HARD_DISTRACTOR_VALUE = (0.55, 0.8)  # a distractor's colour value relative to the target's
+_HARD_DISTRACTORS = (2, 3)
+_HARD_DISTRACTOR_VALUE = (0.35, 0.6)  # a distractor's colour value relative to the target's
 _HARD_FLICKER = 0.2  # every frame's brightness is scaled by a factor in [1 - flicker, 1 + flicker]
 
 
@@ -299,7 +299,7 @@ def ensure_demo_dataset(
     """Path to the demo data set, generating it first if it is not there yet (no download).
 
     Generating the default standard set, 8 x (80 + 20) videos, takes about 10-25 s on two CPU cores; the hard
-    set, 8 x (200 + 40) videos, a few minutes; later calls return at once.
+    set, 8 x (120 + 40) videos, about 30 s; later calls return at once.
 
     Args:
         root: where the data set goes; None for ``demo_cache_dir() / "demo-v<version>-seed<seed>-<train>-<test>"``
@@ -308,7 +308,7 @@ def ensure_demo_dataset(
         variant: ``"standard"`` or ``"hard"`` (see the module documentation).
         seed: the data set is a deterministic function of the seed (and the generator version).
         train_per_class, test_per_class: videos per class in the train and test lists; None for the variant's
-            default (80 and 20 standard, 200 and 40 hard).
+            default (80 and 20 standard, 120 and 40 hard).
         progress: when the set is generated, say where on stderr (one line) and show a progress bar there.
 
     Generation writes into a temporary sibling folder that is renamed into place when complete, so an

@@ -160,7 +160,7 @@ DEMO_DEFAULTS: dict[str, Any] = dict(
 
 # The hard demo set (``--demo hard``) differs from the standard one in its size and its training budget; its
 # budget puts a plain network well below the ceiling (see cbam3d.data.demo and docs/results.md).
-HARD_DEMO_DEFAULTS: dict[str, Any] = dict(demo_videos=200, epochs=5)
+HARD_DEMO_DEFAULTS: dict[str, Any] = dict(demo_videos=120, epochs=10)
 
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
 _DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
