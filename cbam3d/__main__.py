@@ -1,5 +1,5 @@
 """``python -m cbam3d``: the ``cbam3d`` command (see cbam3d/cli.py)."""
 
-from cbam3d.cli import main
+from .cli import main
 
 raise SystemExit(main())

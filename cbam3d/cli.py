@@ -59,7 +59,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="evaluate",
         help="video-level top-1/top-5, per-class accuracy and confusion matrix of a checkpoint",
-        module="cbam3d.training.cli",
+        module="cbam3d.inference.cli",
         parser="evaluate_parser",
         main="evaluate_main",
         extra="train",
@@ -67,7 +67,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="predict",
         help="top-k classes of video files (whole files or sliding windows) with a checkpoint or an export",
-        module="cbam3d.training.cli",
+        module="cbam3d.inference.cli",
         parser="predict_parser",
         main="predict_main",
         extra="train",
@@ -83,7 +83,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="benchmark",
         help="time and memory of the attention modules against hand-written blocks",
-        module="cbam3d.benchmark",
+        module="cbam3d.benchmark.cli",
         parser="benchmark_parser",
         main="benchmark_main",
         extra="",
@@ -99,7 +99,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="export",
         help="export a checkpoint to ONNX or torch.export (.pt2) and check it against PyTorch",
-        module="cbam3d.training.export",
+        module="cbam3d.inference.export",
         parser="export_parser",
         main="export_main",
         extra="export",

@@ -10,7 +10,7 @@
 - :func:`create_model` / :data:`MODEL_NAMES`: video models by name.
 """
 
-from .attention import AttentionPlan, plan_attention
+from .attention_plan import AttentionPlan, plan_attention
 from .blocks import BasicBlock, Bottleneck, ResidualBlock, ZeroPadShortcut
 from .complexity import count_gmacs, count_parameters
 from .image import resnet2d

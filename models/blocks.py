@@ -15,8 +15,8 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cbam3d.after_norm import attend_after_norm
-from cbam3d.registry import AttentionBuilder
+from cbam3d.attention.after_norm import attend_after_norm
+from cbam3d.attention.registry import AttentionBuilder
 
 from .convs import ConvBuilder, NamedConvs, batch_norm, conv_nd, effective_stride, factorised_width
 

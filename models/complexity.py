@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cbam3d.registry import attention_names
+from cbam3d.attention.registry import attention_names
 
 from .registry import create_model
 

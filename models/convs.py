@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from cbam3d.layers import ADAPTIVE_AVG_POOL, BATCH_NORM, CONV, MAX_POOL
+from cbam3d.attention.dims import ADAPTIVE_AVG_POOL, BATCH_NORM, CONV, MAX_POOL
 
 NamedConvs = list[tuple[str, nn.Module]]
 ConvBuilder = Callable[[int, int, int, int], NamedConvs]

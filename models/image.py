@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cbam3d.registry import AttentionSpec
+from cbam3d.attention.registry import AttentionSpec
 
-from .attention import plan_attention
+from .attention_plan import plan_attention
 from .convs import conv3x3, conv_nd
 from .resnet import STAGE_WIDTHS, ResNet, init_weights, stage_config
 

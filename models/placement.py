@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-from cbam3d.base import AttentionModule
+from cbam3d.attention.base import AttentionModule
 
 from .blocks import ResidualBlock
 

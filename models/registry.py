@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from cbam3d.registry import AttentionSpec
+from cbam3d.attention.registry import AttentionSpec
 
 from .resnet import RESNET_DEPTHS
 from .video import mc3_18, r2plus1d, r2plus1d_18, r3d_18, resnet3d

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from cbam3d.cbam import CBAM
-from cbam3d.layers import BATCH_NORM, CONV, INPUT_LAYOUT
+from cbam3d.attention.cbam import CBAM
+from cbam3d.attention.dims import BATCH_NORM, CONV, INPUT_LAYOUT
 
-from .attention import NO_ATTENTION, AttentionPlan
+from .attention_plan import NO_ATTENTION, AttentionPlan
 from .blocks import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, add_conv_norm_chain
 from .convs import ConvBuilder, NamedConvs, global_avg_pool, max_pool
 

@@ -22,10 +22,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from cbam3d.after_norm import attend_after_norm
-from cbam3d.registry import AttentionBuilder, AttentionSpec
+from cbam3d.attention.after_norm import attend_after_norm
+from cbam3d.attention.registry import AttentionBuilder, AttentionSpec
 
-from .attention import plan_attention
+from .attention_plan import plan_attention
 from .blocks import ResidualBlock
 from .placement import (
     Predicate,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cbam3d.registry import AttentionSpec
+from cbam3d.attention.registry import AttentionSpec
 
-from .attention import plan_attention
+from .attention_plan import plan_attention
 from .blocks import BasicBlock, ShortcutType
 from .convs import ConvBuilder, NamedConvs, conv1x3x3, conv2plus1d, conv3x3x3, conv_nd, factorised_width
 from .resnet import STAGE_WIDTHS, ResNet, init_weights, stage_config

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from cbam3d.layers import BATCH_NORM
+from cbam3d.attention.dims import BATCH_NORM
 
 # The suite's tensors are tiny: one thread avoids the cost of spreading each small op over cores that
 # other processes (CI runners, DataLoader workers) are using.
@@ -144,12 +144,12 @@ TINY_CHECKPOINT_CLASSES = ("clap", "jump", "run", "wave")
 
 
 def _save_tiny_checkpoint(path: Path) -> Path:
-    """A checkpoint in cbam3d.training.checkpoint's format of a 1/8-wide resnet3d-10 with CBAM, random weights
+    """A checkpoint in cbam3d.inference.checkpoint's format of a 1/8-wide resnet3d-10 with CBAM, random weights
     (BatchNorm and gates randomised too, so every part of the network shapes the output), 4-frame 32x32 clips."""
     # Deferred: the networks and data need torchvision (the models extra), which the core tests run without.
     from cbam3d.data import KINETICS_MEAN, KINETICS_STD
+    from cbam3d.inference.checkpoint import ClipSpec, ModelSpec, make_info
     from cbam3d.models import create_model
-    from cbam3d.training.checkpoint import ClipSpec, ModelSpec, make_info
 
     spec = ModelSpec("resnet3d-10", "cbam", {"reduction": 4}, {"widen_factor": 0.125, "no_max_pool": True})
     # The Kinetics statistics, as training stores them (the evaluation clips of cbam3d.data normalise with them).

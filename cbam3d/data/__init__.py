@@ -6,7 +6,7 @@ Needs the ``video`` extra (torchvision, av, numpy, scikit-learn): ``pip install 
 Typical use::
 
     from torch.utils.data import DataLoader
-    from cbam3d.data import VideoClipDataset, collate_clips, discover_videos, ensure_demo_dataset
+    from . import VideoClipDataset, collate_clips, discover_videos, ensure_demo_dataset
 
     root = ensure_demo_dataset()                     # or the folder of UCF101 / HMDB51 / Kinetics
     train = discover_videos(root, "train")
@@ -21,7 +21,7 @@ from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_datas
 from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
 from .encoding import write_video
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
-from .sampling import clip_span, eval_clip_indices, train_clip_indices
+from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
 from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_transform
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "ensure_demo_dataset",
     "eval_clip_indices",
     "eval_transform",
+    "overview_clip_indices",
     "read_clip",
     "train_clip_indices",
     "train_transform",

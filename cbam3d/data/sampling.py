@@ -1,4 +1,5 @@
-"""Which frames make up a clip: random clips for training, evenly spaced clips for evaluation.
+"""Which frames make up a clip: random clips for training, evenly spaced clips for evaluation, and one clip
+that shows a whole video (for drawing attention over it).
 
 A clip is ``frames`` frame indices, ``sampling_rate`` frames apart, so it spans
 ``(frames - 1) * sampling_rate + 1`` frames of the video. A video (or time window) shorter than that span is
@@ -12,7 +13,7 @@ import math
 
 import torch
 
-__all__ = ["clip_span", "eval_clip_indices", "train_clip_indices"]
+__all__ = ["clip_span", "eval_clip_indices", "overview_clip_indices", "train_clip_indices"]
 
 
 def _check_positive(**values: int) -> None:
@@ -89,3 +90,15 @@ def eval_clip_indices(
     free = num_frames - span
     starts = [_round(free * (i + 0.5) / num_clips) for i in range(num_clips)]
     return [_strided(offset + start, frames, sampling_rate) for start in starts]
+
+
+def overview_clip_indices(num_frames: int, frames: int) -> list[int]:
+    """The middle frame of each of ``frames`` equal segments of the video: one clip that shows all of it.
+
+    Frames repeat (in order) when the video has fewer than ``frames`` frames.
+
+    Returns:
+        ``frames`` indices in ``[0, num_frames)``, non-decreasing.
+    """
+    _check_positive(num_frames=num_frames, frames=frames)
+    return [int((k + 0.5) * num_frames / frames) for k in range(frames)]

@@ -1,13 +1,12 @@
-"""Training, evaluation and prediction of video classifiers (the ``train`` extra: Lightning, matplotlib, ...).
+"""Training video classifiers (the ``train`` extra: Lightning, matplotlib, ...).
 
-Two halves, visible in the layout:
-
-- this package: settings (:class:`TrainConfig`), checkpoint reading (:func:`load_checkpoint`), clips,
-  scoring, :func:`evaluate_checkpoint`, :func:`predict_files`, devices, pretrained weights; no Lightning;
+- settings (:class:`TrainConfig`), the learning-rate schedule, seeding, pretrained weights and the ablation
+  command: no Lightning;
 - :mod:`cbam3d.training.lightning`: the LightningModule, the DataModule and :func:`train`.
 
-``from cbam3d.training import train`` works too; the Lightning names are imported on first use, so
-evaluation and prediction do not import Lightning.
+Reading checkpoints, evaluation, prediction and export are :mod:`cbam3d.inference`, which needs no Lightning.
+``from cbam3d.training import train`` works; the Lightning names are imported on first use, so the settings
+and ``cbam3d train --help`` do not wait for Lightning.
 """
 
 from __future__ import annotations
@@ -15,32 +14,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .checkpoint import ClipSpec, ModelSpec, load_checkpoint
-from .config import TrainConfig, UsageError
-from .evaluate import evaluate_checkpoint
-from .plots import plot_confusion_matrix, plot_training_curves
-from .predict import Prediction, predict_files
+from .config import TrainConfig
+from .curves import plot_training_curves
 from .pretrained import PretrainedReport, load_pretrained
 from .schedule import warmup_cosine
-from .scoring import classification_report, video_scores
 
 _LIGHTNING_NAMES = ("AtomicCheckpointIO", "VideoClassifier", "VideoDataModule", "build_trainer", "train")
 
 __all__ = [
-    "ClipSpec",
-    "ModelSpec",
-    "Prediction",
     "PretrainedReport",
     "TrainConfig",
-    "UsageError",
-    "classification_report",
-    "evaluate_checkpoint",
-    "load_checkpoint",
     "load_pretrained",
-    "plot_confusion_matrix",
     "plot_training_curves",
-    "predict_files",
-    "video_scores",
     "warmup_cosine",
     *_LIGHTNING_NAMES,
 ]

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbam3d.registry import ATTENTION, attention_names, create_attention
+from cbam3d.attention.registry import ATTENTION, attention_names, create_attention
+from cbam3d.inference.plots import pyplot, save_png
+from cbam3d.utils.atomic import atomic_write, atomic_write_json
+from cbam3d.utils.errors import UsageError
 
-from .atomic import atomic_write, atomic_write_json
 from .cli import config_from_args, literal_or_text, train_parser
-from .config import UsageError, attention_choices, resolve_config
-from .plots import pyplot, save_png
+from .config import attention_choices, resolve_config
 
 __all__ = ["GridRun", "ablate_main", "ablate_parser", "read_grid_file", "t_quantile_975", "welch_interval"]
 
@@ -45,7 +46,7 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 BASELINE = "none"
-# The train command in a fresh interpreter: the same training code as `cbam3d train` / scripts/train.py.
+# The train command in a fresh interpreter: the same training code as `cbam3d train`.
 _TRAIN_COMMAND = "import sys; from cbam3d.training.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
 # Options of the train command that the grid sets for each run.
 _GRID_OWNED = {"attention_option": "--vary", "seed": "--seeds", "resume": "nothing (resuming is automatic)"}

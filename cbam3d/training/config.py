@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cbam3d.attention.registry import attention_names
 from cbam3d.data import DEMO_VARIANTS
 from cbam3d.models import MODEL_NAMES
-from cbam3d.registry import attention_names
-
-from .atomic import check_output_folder
+from cbam3d.utils.atomic import check_output_folder
+from cbam3d.utils.errors import UsageError
 
 __all__ = [
     "DEMO_DEFAULTS",
@@ -42,10 +42,6 @@ OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 REDUCED_PRECISIONS = ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
-
-
-class UsageError(ValueError):
-    """Bad input from the user (a flag, a path, a data set): reported as one line, without a traceback."""
 
 
 @dataclass

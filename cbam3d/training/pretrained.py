@@ -23,10 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from cbam3d.inference.checkpoint import _torch_load, model_state_dict, unwrap_model_keys
 from cbam3d.models import from_torchvision
 from cbam3d.models.inflate import inflatable, inflate_tensor
-
-from .checkpoint import _torch_load, model_state_dict, unwrap_model_keys
 
 __all__ = ["PretrainedReport", "load_pretrained"]
 

@@ -1,4 +1,4 @@
-"""Command line of scripts/visualize.py (``main(argv)``)."""
+"""The command line of ``cbam3d visualize`` (``main(argv)``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cbam3d.data import VideoDecodeError
-from cbam3d.training.scoring import format_predictions
+from cbam3d.inference.scoring import format_predictions
 
 from .animation import ANIMATION_FORMATS
-from .clip import CLIP_MODES
+from .frames import CLIP_MODES
 from .visualize import visualize_checkpoint
 
 __all__ = ["main", "parser"]
@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("video", type=Path, help="any video file PyAV can read")
     result.add_argument(
-        "--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint written by scripts/train.py"
+        "--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint written by cbam3d train"
     )
     result.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for the files")
     result.add_argument(

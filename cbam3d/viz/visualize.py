@@ -1,4 +1,4 @@
-"""What ``scripts/visualize.py`` does: run a video network on one clip with the map hooks and draw its attention."""
+"""What ``cbam3d visualize`` does: run a video network on one clip with the map hooks and draw its attention."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ import matplotlib
 import torch
 from torch import nn
 
-from cbam3d.hooks import capture_attention
-from cbam3d.layers import check_positive_int
-from cbam3d.training.atomic import check_output_folder
-from cbam3d.training.checkpoint import ClipSpec, load_checkpoint
-from cbam3d.training.devices import inference_device
-from cbam3d.training.scoring import format_predictions
+from cbam3d.attention.dims import check_positive_int
+from cbam3d.attention.hooks import capture_attention
+from cbam3d.inference.checkpoint import ClipSpec, load_checkpoint
+from cbam3d.inference.devices import inference_device
+from cbam3d.inference.scoring import format_predictions
+from cbam3d.utils.atomic import check_output_folder
 
 from .animation import ANIMATION_FORMATS, check_fps, write_animation
-from .clip import VisualClip, read_visual_clip
-from .layers import LayerAttention, attention_layers, upsample_spatial
+from .frames import VisualClip, read_visual_clip
+from .maps import LayerAttention, attention_layers, upsample_spatial
 from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
 
 __all__ = ["Visualization", "format_predictions", "top_predictions", "visualize_checkpoint", "visualize_video"]
@@ -115,7 +115,7 @@ def visualize_video(
     """Show where a video network's attention goes on one clip of ``video``.
 
     Decodes one clip (``clip.frames`` frames, short side resized and centre cropped as in evaluation), runs
-    ``model`` on it in eval mode with :func:`cbam3d.hooks.capture_attention`, upsamples each attention site's
+    ``model`` on it in eval mode with :func:`cbam3d.attention.hooks.capture_attention`, upsamples each attention site's
     spatio-temporal map trilinearly to the frames and blends it in as a heat map, and writes under ``output``
     (named after the video, ``<stem>_...``): the animation, the frames x layers grid, the temporal profiles
     and a JSON summary. The titles give the ``top_k`` predicted classes with their probabilities.
@@ -223,7 +223,7 @@ def visualize_checkpoint(
     """:func:`visualize_video` with the network, clip settings and class names of a training checkpoint.
 
     Args:
-        checkpoint: a ``.ckpt`` written by ``scripts/train.py``.
+        checkpoint: a ``.ckpt`` written by ``cbam3d train``.
         video, output: as for :func:`visualize_video`.
         device: ``"auto"`` (a GPU if there is one), ``"cpu"``, ``"cuda:1"``, ...
         **options: the keyword options of :func:`visualize_video` (``clip_mode``, ``top_k``, ...).

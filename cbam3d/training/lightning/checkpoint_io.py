@@ -6,7 +6,7 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..atomic import atomic_torch_save
+from cbam3d.utils.atomic import atomic_torch_save
 
 __all__ = ["AtomicCheckpointIO"]
 

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cbam3d.data import collate_clips, decode_error
+from cbam3d.inference.datasets import discover_split, eval_resize_for, make_clip_dataset
+from cbam3d.utils.errors import UsageError
 
-from ..clips import discover_split, eval_resize_for, make_clip_dataset
-from ..config import UsageError
 from ..seeding import EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..checkpoint import ClipSpec, ModelSpec, build_model, make_info
-from ..config import UsageError
+from cbam3d.inference.checkpoint import ClipSpec, ModelSpec, build_model, make_info
+from cbam3d.utils.errors import UsageError
+
 from ..schedule import warmup_cosine
 
 __all__ = ["LossNotFiniteError", "VideoClassifier", "topk_correct"]
@@ -202,7 +203,7 @@ class VideoClassifier(L.LightningModule):
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """The checkpoint info (see :mod:`cbam3d.training.checkpoint`)."""
+        """The checkpoint info (see :mod:`cbam3d.inference.checkpoint`)."""
         return make_info(self.class_names, self.model_spec, self.clip, self.config, self.history)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

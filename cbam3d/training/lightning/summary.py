@@ -10,9 +10,9 @@ import functools
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from cbam3d.inference.checkpoint import build_model
 from cbam3d.models.complexity import measure
 
-from ..checkpoint import build_model
 from .module import VideoClassifier
 
 __all__ = ["ComplexitySummary", "describe_complexity"]

@@ -1,4 +1,4 @@
-"""``train(config) -> metrics``: the whole training run behind ``scripts/train.py``."""
+"""``train(config) -> metrics``: the whole training run behind ``cbam3d train``."""
 
 from __future__ import annotations
 
@@ -16,17 +16,25 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ensure_demo_dataset
+from cbam3d.inference.checkpoint import (
+    ClipSpec,
+    ModelSpec,
+    _torch_load,
+    build_model,
+    load_checkpoint,
+    read_checkpoint_info,
+)
+from cbam3d.inference.datasets import checkpoint_eval_dataset, discover_split, eval_resize_for
+from cbam3d.inference.devices import inference_autocast_dtype
+from cbam3d.inference.scoring import classification_report, video_scores
 from cbam3d.models import count_parameters
 from cbam3d.models.complexity import measure
+from cbam3d.utils.atomic import atomic_write_json
+from cbam3d.utils.errors import UsageError
 
-from ..atomic import atomic_write_json
-from ..checkpoint import ClipSpec, ModelSpec, _torch_load, build_model, load_checkpoint, read_checkpoint_info
-from ..clips import checkpoint_eval_dataset, discover_split, eval_resize_for
-from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, UsageError, check_precision_fits, resolve_config
-from ..devices import inference_autocast_dtype
-from ..plots import plot_training_curves
+from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, check_precision_fits, resolve_config
+from ..curves import plot_training_curves
 from ..pretrained import load_pretrained
-from ..scoring import classification_report, video_scores
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import VideoDataModule
 from .module import VideoClassifier

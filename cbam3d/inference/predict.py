@@ -1,0 +1,198 @@
+"""``predict_files``: the top-k classes of video files with a trained checkpoint or an export (``cbam3d predict``).
+
+Plain PyTorch, no Lightning Trainer: a few evenly spaced centre-cropped clips per file, scored under
+``torch.inference_mode`` (or by onnxruntime / ``torch.export`` for an exported model) and averaged.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cbam3d.data import VideoDecodeError, VideoRecord
+
+from .checkpoint import load_checkpoint
+from .datasets import checkpoint_eval_dataset
+from .devices import inference_autocast_dtype, inference_device
+from .export import is_exported_model, load_exported
+from .plots import plot_timeline
+from .scoring import format_predictions, predict_clip_scores
+from .windows import score_windows, write_windows_csv
+
+__all__ = ["ClipScorer", "Prediction", "WindowPrediction", "load_scorer", "predict_files", "write_window_files"]
+
+#: (N, C, T, H, W) prepared clips -> (N, K) float32 class probabilities.
+ClipScorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """One window of a video scored with ``window``: ``start`` and ``end`` in seconds, its top-k
+    ``(class name, probability)`` pairs and the probability of every class."""
+
+    start: float
+    end: float
+    top: list[tuple[str, float]]
+    probabilities: dict[str, float]
+
+
+@dataclass
+class Prediction:
+    """The result for one file.
+
+    Attributes:
+        path: the video file.
+        top: ``(class name, probability)`` pairs, most likely first; empty when the file could not be read.
+            With windows, the mean over the windows.
+        error: why the file could not be read, or None.
+        windows: each window's prediction, in time order (sliding-window prediction only).
+    """
+
+    path: Path
+    top: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+    windows: list[WindowPrediction] = field(default_factory=list)
+
+    def format(self) -> str:
+        """``path: name 97.1%, name 1.2%, ...`` (then a line per window) or ``path: could not be read (...)``."""
+        if self.error is not None:
+            return f"{self.path}: could not be read ({self.error})"
+        lines = [f"{self.path}: {format_predictions(self.top)}"]
+        lines += [f"  {w.start:8.2f}-{w.end:.2f} s: {format_predictions(w.top)}" for w in self.windows]
+        return "\n".join(lines)
+
+
+def _exported_probabilities(exported: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor) -> torch.Tensor:
+    return exported(video).float().softmax(dim=1)
+
+
+def load_scorer(
+    path: str | os.PathLike, *, device: str = "auto", compile: bool = False
+) -> tuple[ClipScorer, dict[str, Any]]:
+    """The clip scorer and info (``class_names``, ``clip``) of a training checkpoint or of an exported
+    ``.onnx`` / ``.pt2`` model (which runs on the CPU: onnxruntime, or ``torch.export.load``).
+    ``compile``: ``torch.compile`` a checkpoint's network (in place: ``nn.Module.compile``); exports are
+    already compiled graphs and ignore it.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or unusable file; a device other than auto or cpu for an export.
+    """
+    if is_exported_model(path):
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"exported models run on the CPU; device must be auto or cpu, got {device!r}")
+        exported = load_exported(path)
+        return functools.partial(_exported_probabilities, exported), exported.info
+    torch_device = inference_device(device)
+    model, info = load_checkpoint(path, map_location=torch_device)
+    if compile:
+        model.compile()
+    return functools.partial(predict_clip_scores, model, autocast_dtype=inference_autocast_dtype(torch_device)), info
+
+
+def _top(probabilities: torch.Tensor, names: Sequence[str], topk: int) -> list[tuple[str, float]]:
+    values, indices = probabilities.topk(min(topk, probabilities.numel()))
+    return [(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+
+
+def _predict_windows(
+    score: ClipScorer, info: dict[str, Any], path: Path, *, topk: int, clips: int, window: float, stride: float
+) -> Prediction:
+    if not path.is_file():
+        return Prediction(path, error="no such file")
+    try:
+        scores = score_windows(path, score, info["clip"], window=window, stride=stride, clips=clips, progress=True)
+    except VideoDecodeError as error:
+        return Prediction(path, error=str(error))
+    names = info["class_names"]
+    windows = [
+        WindowPrediction(s.start, s.end, _top(s.probabilities, names, topk), dict(zip(names, s.probabilities.tolist())))
+        for s in scores
+    ]
+    mean = torch.stack([s.probabilities for s in scores]).mean(dim=0)
+    return Prediction(path, _top(mean, names, topk), windows=windows)
+
+
+def _predict_one(score: ClipScorer, info: dict[str, Any], path: Path, *, topk: int, clips: int) -> Prediction:
+
+    if not path.is_file():
+        return Prediction(path, error="no such file")
+    dataset = checkpoint_eval_dataset([VideoRecord(path, 0)], info["clip"], clips_per_video=clips)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = [dataset[i] for i in range(len(dataset))]
+    if any(item is None for item in items):
+        reason = str(caught[-1].message) if caught else "decoding failed"
+        return Prediction(path, error=reason)
+    video = torch.stack([item["video"] for item in items])
+    return Prediction(path, _top(score(video).mean(dim=0), info["class_names"], topk))
+
+
+def predict_files(
+    paths: Sequence[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    *,
+    topk: int = 5,
+    clips: int = 3,
+    device: str = "auto",
+    window: float | None = None,
+    stride: float | None = None,
+    compile: bool = False,
+) -> list[Prediction]:
+    """Classify video files with a checkpoint written by ``cbam3d train`` or a model written by ``cbam3d export``.
+
+    Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
+    scores are averaged. A file that cannot be read gets a :class:`Prediction` with ``error`` set, and the
+    others are still classified. ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
+
+    With ``window`` (seconds), each file is scored in windows of that length every ``stride`` seconds
+    (default: ``window``) in one streaming pass (memory does not grow with the file's length; a progress bar
+    on stderr for long files), ``clips`` clips per window; ``Prediction.windows`` holds each window and
+    ``Prediction.top`` their mean.
+
+    Raises:
+        FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk or clips < 1,
+            window or stride not positive, or stride without window.
+    """
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise ValueError(f"topk must be a positive integer, got {topk!r}")
+    if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
+        raise ValueError(f"clips must be a positive integer, got {clips!r}")
+    if window is None and stride is not None:
+        raise ValueError("stride needs window: the step between windows of the sliding-window prediction")
+    if window is not None and not (window > 0 and (stride is None or stride > 0)):
+        raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+    score, info = load_scorer(checkpoint, device=device, compile=compile)
+    if window is None:
+        return [_predict_one(score, info, Path(p), topk=topk, clips=clips) for p in paths]
+    stride = window if stride is None else stride
+    return [_predict_windows(score, info, Path(p), topk=topk, clips=clips, window=window, stride=stride) for p in paths]
+
+
+def write_window_files(prediction: Prediction, folder: str | os.PathLike, *, classes: int = 5) -> tuple[Path, Path]:
+    """``<stem>_windows.csv`` (each window's start, end and top-k) and ``<stem>_timeline.png`` (the probability
+    over time of the video's ``classes`` most likely classes) in ``folder``, written atomically.
+
+    Raises:
+        ValueError: the prediction has no windows.
+    """
+    if not prediction.windows:
+        raise ValueError(f"{prediction.path} has no windows to write (predict with window=...)")
+    folder, stem = Path(folder), prediction.path.stem
+    table = write_windows_csv([(w.start, w.end, w.top) for w in prediction.windows], folder / f"{stem}_windows.csv")
+    names = prediction.windows[0].probabilities
+    totals = {name: sum(w.probabilities[name] for w in prediction.windows) for name in names}
+    shown = sorted(totals, key=totals.__getitem__, reverse=True)[:classes]
+    timeline = plot_timeline(
+        [(w.start, w.end) for w in prediction.windows],
+        {name: [w.probabilities[name] for w in prediction.windows] for name in shown},
+        folder / f"{stem}_timeline.png",
+        title=f"{prediction.path.name}: class probabilities over time",
+    )
+    return table, timeline

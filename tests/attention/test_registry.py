@@ -1,0 +1,121 @@
+"""The attention registry: one call declares an attention, and every place that takes one by name uses it.
+
+Also ECA, the attention added through the registry alone: timm's numbers in 2D, any dims, lazy loading.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import cbam3d
+from cbam3d import ECA, attention_names, capture_attention, create_attention, get_attention, register_attention
+from cbam3d.attention.base import AttentionModule
+from cbam3d.attention.eca import eca_kernel_size
+from cbam3d.training.config import attention_choices
+
+tv_video = pytest.importorskip("torchvision.models.video")
+models = pytest.importorskip("cbam3d.models")
+
+
+class HalfGate(AttentionModule):
+    """A toy attention: a learnt per-channel scale, reporting it as a channel map."""
+
+    has_channel_parameters = True
+    map_kind = "channel"
+
+    def build(self, channels: int) -> None:
+        self.scale = nn.Parameter(torch.full((channels,), 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.prepare_input(x)
+        weights = self.scale.reshape(1, -1, *(1,) * self.dims)
+        self.report_map(weights.expand(x.shape[0], *weights.shape[1:]))
+        return x * weights
+
+
+@pytest.fixture
+def half_gate():
+    """HalfGate registered as "half" for the test, and removed afterwards."""
+    register_attention("half", lambda channels, dims: HalfGate(dims) if channels is None else _built(channels, dims))
+    yield
+    cbam3d.unregister_attention("half")
+
+
+def _built(channels, dims):
+    gate = HalfGate(dims)
+    gate.init_channels(channels)
+    return gate
+
+
+def test_one_registration_reaches_create_attention_create_model_add_attention_and_the_commands(half_gate):
+    assert "half" in attention_names() and "half" in attention_choices()
+    assert create_attention("half", 8, dims=3)(torch.ones(1, 8, 2, 2, 2)).max().item() == 0.5
+
+    network = models.create_model("r3d_18", num_classes=5, attention="half")
+    gates = [m for m in network.modules() if isinstance(m, HalfGate)]
+    assert len(gates) == 8 and all(g.dims == 3 for g in gates)  # one per residual block
+
+    retrofitted = models.add_attention(tv_video.r3d_18(num_classes=5), "half")
+    assert sum(isinstance(m, HalfGate) for m in retrofitted.modules()) == 8
+    with capture_attention(retrofitted) as maps:
+        retrofitted(torch.randn(1, 3, 4, 32, 32))
+    assert len(maps.of_kind("channel")) == 8
+
+
+def test_registration_rejects_taken_reserved_and_malformed_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register_attention("cbam", cbam3d.CBAM)
+    with pytest.raises(ValueError, match="reserved"):
+        register_attention("none", cbam3d.SE)
+    with pytest.raises(ValueError, match="lower case"):
+        register_attention("Mine", cbam3d.SE)
+    with pytest.raises(ValueError, match="placement"):
+        register_attention("mine", cbam3d.SE, placement="everywhere")
+    with pytest.raises(TypeError, match="callable"):
+        register_attention("mine", "SE")
+    assert "mine" not in attention_names()
+
+
+def test_the_registry_says_where_each_built_in_attention_goes():
+    placements = {name: get_attention(name).placement for name in ("se", "cbam", "eca", "bam")}
+    assert placements == {"se": "block", "cbam": "block", "eca": "block", "bam": "stage"}
+    assert get_attention("CBAM") is get_attention("cbam")
+    assert cbam3d.ATTENTION["eca"].builder is ECA
+
+
+def test_eca_matches_timm_eca_module_for_the_same_weights():
+    timm_layers = pytest.importorskip("timm.layers")
+    for channels in (16, 64, 256):
+        reference = timm_layers.EcaModule(channels).eval()
+        ours = ECA(channels).eval()
+        assert ours.kernel_size == reference.conv.kernel_size[0] == eca_kernel_size(channels)
+        ours.conv.weight.data.copy_(torch.randn_like(reference.conv.weight))
+        reference.conv.weight.data.copy_(ours.conv.weight)
+        x = torch.randn(2, channels, 7, 7)
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=1e-6)
+
+
+def test_eca_kernel_follows_the_paper_rule():
+    assert [eca_kernel_size(c) for c in (4, 8, 64, 127, 128, 512, 2048)] == [1, 3, 3, 3, 5, 5, 7]
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_eca_keeps_the_shape_in_every_dims_and_a_lazy_eca_loads_a_state_dict(dims):
+    x = torch.randn(2, 64, *(4,) * dims)
+    built = ECA(64, dims)
+    lazy = ECA(dims=dims)
+    lazy.load_state_dict(built.state_dict())
+    assert built(x).shape == x.shape
+    torch.testing.assert_close(lazy(x), built(x))
+    with pytest.raises(ValueError, match="odd"):
+        ECA(64, dims, kernel_size=4)
+
+
+def test_eca_works_in_the_networks_and_reports_channel_maps():
+    network = models.resnet3d(10, num_classes=3, attention="eca", widen_factor=0.25).eval()
+    with capture_attention(network) as maps:
+        logits = network(torch.randn(1, 3, 4, 32, 32))
+    assert logits.shape == (1, 3)
+    assert maps and all(set(by_kind) == {"channel"} for by_kind in maps.values())

@@ -1,0 +1,137 @@
+"""``cbam3d export``: ONNX (dynamo exporter) and torch.export files that match the PyTorch network, a JSON that
+describes their input, and ``cbam3d predict`` on the exports giving the checkpoint's answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from cbam3d.inference import export as export_module
+from cbam3d.inference.checkpoint import load_checkpoint
+from cbam3d.inference.cli import predict_main
+from cbam3d.inference.export import ExportedClassifier, export_main, info_path, load_exported
+from cbam3d.inference.predict import predict_files
+
+
+@pytest.fixture(scope="module", params=["onnx", "pt2"])
+def exported(request, tiny_checkpoint, tmp_path_factory):
+    """(format, model path) of the tiny checkpoint exported through the command line."""
+    output = tmp_path_factory.mktemp(f"export_{request.param}") / f"model.{request.param}"
+    status = export_main(["--checkpoint", str(tiny_checkpoint), "--format", request.param, "--output", str(output)])
+    assert status == 0
+    return request.param, output
+
+
+def test_export_writes_the_model_and_a_json_describing_its_input(exported, tiny_checkpoint):
+    format, path = exported
+    _, checkpoint_info = load_checkpoint(tiny_checkpoint)
+    info = json.loads(info_path(path).read_text())
+    assert path.is_file() and info["model_format"] == format and info["model_file"] == path.name
+    assert info["class_names"] == checkpoint_info["class_names"]
+    assert info["clip"] == checkpoint_info["clip"]
+    assert info["input"]["layout"] == "N, C, T, H, W" and info["input"]["batch"] == "dynamic"
+    assert info["input"]["shape"] == ["N", 3, 4, 32, 32]
+    assert "resize the short side to 32" in info["input"]["preprocessing"]
+    assert 0 <= info["check"]["max_abs_difference"] <= info["check"]["tolerance"] == 1e-3
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_exported_logits_match_pytorch_for_any_batch_size(exported, tiny_checkpoint, batch):
+    _, path = exported
+    model, _ = load_checkpoint(tiny_checkpoint)
+    clips = torch.randn(batch, 3, 4, 32, 32, generator=torch.Generator().manual_seed(batch))
+    with torch.inference_mode():
+        expected = model(clips)
+    torch.testing.assert_close(load_exported(path)(clips), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_predict_on_the_export_gives_the_checkpoint_top_k(exported, tiny_checkpoint, make_noise_video, tmp_path):
+    _, path = exported
+    videos = [make_noise_video(tmp_path / f"v{seed}.mp4", frames=12, seed=seed) for seed in range(3)]
+    from_checkpoint = predict_files(videos, tiny_checkpoint, topk=3, clips=2, device="cpu")
+    from_export = predict_files(videos, path, topk=3, clips=2)
+    for expected, got in zip(from_checkpoint, from_export):
+        assert [name for name, _ in got.top] == [name for name, _ in expected.top]
+        assert [p for _, p in got.top] == pytest.approx([p for _, p in expected.top], abs=1e-5)
+
+
+def test_predict_command_accepts_an_export_in_place_of_a_checkpoint(exported, make_noise_video, tmp_path, capsys):
+    _, path = exported
+    video = make_noise_video(tmp_path / "clip.mp4", frames=12)
+    assert predict_main([str(video), "--checkpoint", str(path), "--topk", "2", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert len(result["top"]) == 2 and result["error"] is None
+
+
+def test_an_export_above_the_tolerance_fails_with_one_line_and_leaves_nothing(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys
+):
+    exported_call = ExportedClassifier.__call__
+    monkeypatch.setattr(ExportedClassifier, "__call__", lambda self, video: exported_call(self, video) + 0.01)
+    output = tmp_path / "model.pt2"
+    status = export_main(["--checkpoint", str(tiny_checkpoint), "--format", "pt2", "--output", str(output)])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(error) == 1
+    assert "differs from the PyTorch network by up to 0.01" in error[0] and "tolerance 0.001" in error[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--format", "onnx", "--output", "model.pt2"], "must end in .onnx for format onnx"),
+        (["--tolerance", "-1", "--output", "model.onnx"], "tolerance must be >= 0"),
+        (["--format", "tflite", "--output", "model.onnx"], "invalid choice: 'tflite'"),
+    ],
+)
+def test_bad_export_options_are_one_line_usage_errors(argv, message, tiny_checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export_main(["--checkpoint", str(tiny_checkpoint), *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_missing_checkpoint_is_a_usage_error_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export_main(["--checkpoint", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "m.onnx")])
+    assert exit_info.value.code == 2
+    assert "none.ckpt: no such file" in capsys.readouterr().err
+
+
+def test_an_export_without_its_json_is_refused_with_one_line(exported, tmp_path):
+    _, path = exported
+    lonely = tmp_path / path.name
+    lonely.write_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match=rf"needs its {path.name}\.json"):
+        load_exported(lonely)
+
+
+@pytest.mark.parametrize("exported", ["onnx"], indirect=True)
+def test_predict_on_an_onnx_export_without_onnxruntime_names_the_extra(
+    exported, make_noise_video, tmp_path, monkeypatch, capsys
+):
+    _, path = exported
+    find_spec = export_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        export_module.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else find_spec(name)
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(make_noise_video(tmp_path / "clip.mp4", frames=12)), "--checkpoint", str(path)])
+    assert exit_info.value.code == 2
+    assert "needs onnxruntime: pip install 'cbam3d[export]'" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_sliding_windows_on_the_export_match_the_checkpoint(exported, tiny_checkpoint, make_noise_video, tmp_path):
+    _, path = exported
+    video = make_noise_video(tmp_path / "long.mp4", frames=24)
+    (from_checkpoint,) = predict_files([video], tiny_checkpoint, topk=2, clips=1, device="cpu", window=1.0)
+    (from_export,) = predict_files([video], path, topk=2, clips=1, window=1.0)
+    assert [(w.start, w.end) for w in from_export.windows] == [(w.start, w.end) for w in from_checkpoint.windows]
+    for expected, got in zip(from_checkpoint.windows, from_export.windows):
+        assert [name for name, _ in got.top] == [name for name, _ in expected.top]
+        assert [p for _, p in got.top] == pytest.approx([p for _, p in expected.top], abs=1e-5)
