@@ -7,6 +7,9 @@ Every builder in this package takes ``attention`` (None, the name of an attentio
 - ``"block"`` (CBAM, SE, ECA and callables): inside every residual block, on the residual branch after
   its last BatchNorm and before the addition (CBAM paper Fig. 3, SE paper Fig. 3);
 - ``"stage"`` (BAM): after each of the first three stages, at the network's bottlenecks (BAM paper Fig. 1).
+
+The plan fills this package's own slots (``block.attention``, ``bam1``..``bam3``); :mod:`models.places`
+finds the matching places in networks built elsewhere, for :func:`models.add_attention`.
 """
 
 from __future__ import annotations

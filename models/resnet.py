@@ -60,7 +60,7 @@ class ResNet(nn.Module):
         conv_builders: one conv builder per stage (see :mod:`models.convs`).
         dims: 2 for images, 3 for clips.
         num_classes: outputs of ``fc``.
-        attention: where and how to build attention (from :func:`models.attention.plan_attention`).
+        attention: where and how to build attention (from :func:`models.attention_plan.plan_attention`).
         use_max_pool: apply the stride-2 3-wide max pool after the stem.
         shortcut_type: ``"A"`` or ``"B"``, see :func:`models.blocks.make_shortcut`.
         block_kwargs: extra keyword arguments for every block.

@@ -1,6 +1,6 @@
 """Retrofit: put attention into an existing network, in place, leaving its weights untouched.
 
-``at="auto"`` finds the places in any network torch.fx can trace (see :mod:`models.placement`): block
+``at="auto"`` finds the places in any network torch.fx can trace (see :mod:`models.places`): block
 attention (SE, CBAM, ECA, registered "block" ones) goes on the residual branch of every residual
 addition, right after the branch's last normalization layer and before the addition; stage attention
 (BAM) goes on the feature map entering each of the first three downsampling stages. ``at=`` names the
@@ -27,7 +27,7 @@ from cbam3d.attention.registry import AttentionBuilder, AttentionSpec
 
 from .attention_plan import plan_attention
 from .blocks import ResidualBlock
-from .placement import (
+from .places import (
     Predicate,
     attribute_owner,
     layer_channels,
@@ -99,7 +99,7 @@ def add_attention(
         at: where the modules go.
 
             - ``"auto"``: block attention after the last normalization layer (BatchNorm, InstanceNorm,
-              GroupNorm, a channel LayerNorm: :func:`cbam3d.models.placement.is_channel_norm`) of the
+              GroupNorm, a channel LayerNorm: :func:`cbam3d.models.places.is_channel_norm`) of the
               residual branch of every residual addition, before the addition,
               registered as ``<block>.attention`` (``<block>`` holds the addition); stage attention
               (BAM) on the output of the module that feeds each of the first three downsampling

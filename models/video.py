@@ -6,11 +6,14 @@
   architectures; load torchvision weights with :func:`models.from_torchvision`.
 
 All take ``(N, C, T, H, W)`` clips of any length and frame size and return ``(N, num_classes)`` logits.
+They are registered for :func:`models.create_model` as ``resnet3d-<depth>`` and ``r2plus1d-<depth>``
+(options passed on) and as ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` (fixed architectures, no options).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cbam3d.attention.registry import AttentionSpec
@@ -18,7 +21,8 @@ from cbam3d.attention.registry import AttentionSpec
 from .attention_plan import plan_attention
 from .blocks import BasicBlock, ShortcutType
 from .convs import ConvBuilder, NamedConvs, conv1x3x3, conv2plus1d, conv3x3x3, conv_nd, factorised_width
-from .resnet import STAGE_WIDTHS, ResNet, init_weights, stage_config
+from .registry import register_model
+from .resnet import RESNET_DEPTHS, STAGE_WIDTHS, ResNet, init_weights, stage_config
 
 
 def _stem_3d(n_input_channels: int, out_planes: int, t_size: int, t_stride: int) -> NamedConvs:
@@ -72,6 +76,12 @@ def _family(
     return model
 
 
+def _register_depths(family: str, builder: Callable[..., ResNet]) -> None:
+    """Register ``builder(depth, ...)`` as ``<family>-<depth>`` for every depth of the family."""
+    for depth in RESNET_DEPTHS:
+        register_model(f"{family}-{depth}")(functools.partial(builder, depth))
+
+
 def resnet3d(
     depth: int,
     *,
@@ -108,6 +118,9 @@ def resnet3d(
     )  # fmt: skip
 
 
+_register_depths("resnet3d", resnet3d)
+
+
 def r2plus1d(
     depth: int,
     *,
@@ -132,6 +145,8 @@ def r2plus1d(
         conv1_t_size, conv1_t_stride, no_max_pool, shortcut_type, widen_factor, n_input_channels,
     )  # fmt: skip
 
+
+_register_depths("r2plus1d", r2plus1d)
 
 TORCHVISION_STEM_MID_PLANES = 45
 """torchvision's R2Plus1dStem uses a fixed 45-channel mid width (not the parameter-matching 83)."""
@@ -161,6 +176,7 @@ def _torchvision_video(
     return model
 
 
+@register_model("r3d_18", takes_options=False)
 def r3d_18(
     *, num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
@@ -173,6 +189,7 @@ def r3d_18(
     return _torchvision_video((conv3x3x3,) * 4, False, attention, num_classes, attention_kwargs)
 
 
+@register_model("mc3_18", takes_options=False)
 def mc3_18(
     *, num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:
@@ -180,6 +197,7 @@ def mc3_18(
     return _torchvision_video((conv3x3x3,) + (conv1x3x3,) * 3, False, attention, num_classes, attention_kwargs)
 
 
+@register_model("r2plus1d_18", takes_options=False)
 def r2plus1d_18(
     *, num_classes: int = 400, attention: AttentionSpec | None = None, attention_kwargs: Mapping[str, Any] | None = None
 ) -> ResNet:

@@ -25,7 +25,7 @@ from torch import nn
 
 from cbam3d.inference.checkpoint import _torch_load, model_state_dict, unwrap_model_keys
 from cbam3d.models import from_torchvision
-from cbam3d.models.inflate import inflatable, inflate_tensor
+from cbam3d.models.inflation import inflatable, inflate_tensor
 
 __all__ = ["PretrainedReport", "load_pretrained"]
 

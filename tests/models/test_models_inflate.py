@@ -8,6 +8,7 @@ from torch import nn
 from torchvision.models import resnet18 as tv_resnet18
 
 from cbam3d import models
+from cbam3d.models.inflation import inflate_tensor
 
 
 def image(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -100,13 +101,13 @@ def test_inflate_tensor_centre_and_repeat_preserve_the_temporal_sum():
     """Both modes keep sum over time of the 3D kernel equal to the 2D kernel (the response to a constant clip)."""
     weight = image(4, 3, 3, 3)
     for mode in ("centre", "repeat"):
-        inflated = models.inflate_tensor(weight, 5, mode)
+        inflated = inflate_tensor(weight, 5, mode)
         assert inflated.shape == (4, 3, 5, 3, 3)
         torch.testing.assert_close(inflated.sum(dim=2), weight)
     with pytest.raises(ValueError, match="odd temporal kernel"):
-        models.inflate_tensor(weight, 4, "centre")
+        inflate_tensor(weight, 4, "centre")
     with pytest.raises(ValueError, match="'centre', 'repeat'"):
-        models.inflate_tensor(weight, 3, "middle")
+        inflate_tensor(weight, 3, "middle")
 
 
 def test_inflate_rejects_another_architecture_naming_the_tensors():

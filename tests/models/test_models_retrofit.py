@@ -11,6 +11,7 @@ from torchvision.models import resnet18 as tv_resnet18
 from torchvision.models import video as tv_video
 
 from cbam3d import BAM, CBAM, models
+from cbam3d.models.retrofit import IdentityInitAttention
 
 
 def clip(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -62,7 +63,7 @@ def test_identity_init_keeps_the_pretrained_function_and_can_learn(attention, ra
     models.add_attention(model, attention, identity_init=True)
     torch.testing.assert_close(logits(model, x), expected, rtol=0, atol=0)
     model.train()(x).sum().backward()
-    scales = [m.scale for m in model.modules() if isinstance(m, models.IdentityInitAttention)]
+    scales = [m.scale for m in model.modules() if isinstance(m, IdentityInitAttention)]
     assert scales and all(s.grad is not None and s.grad.abs() > 0 for s in scales)
 
 
@@ -90,7 +91,7 @@ def test_retrofit_pytorchvideo_create_resnet(attention, count, randomize):
     x = clip(1, 3, 2, 32, 32)
     expected = logits(model, x)
     models.add_attention(model, attention, identity_init=True)
-    added = [m for m in model.modules() if isinstance(m, models.IdentityInitAttention)]
+    added = [m for m in model.modules() if isinstance(m, IdentityInitAttention)]
     assert len(added) == count
     assert all(isinstance(m.attention, CBAM if attention == "cbam" else BAM) for m in added)
     torch.testing.assert_close(logits(model, x), expected, rtol=0, atol=0)

@@ -1,4 +1,8 @@
-"""Where attention goes in a network: residual branches and stage ends found with torch.fx, or named places.
+"""Where :func:`~cbam3d.models.add_attention` puts attention in an existing network.
+
+An attention's registered *placement* (``"block"`` or ``"stage"``, see ``cbam3d.attention.registry``) says
+which kind of place it takes; this module finds those places: residual branches and stage ends found with
+torch.fx, or places named by the caller.
 
 - :func:`residual_norms`: for every residual addition ``branch + shortcut`` the last normalization layer
   on the branch (the CBAM, SE and ECA papers put block attention right after it, before the addition);
