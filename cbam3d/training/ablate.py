@@ -37,8 +37,9 @@ from cbam3d.inference.plots import pyplot, save_png
 from cbam3d.utils.atomic import atomic_write, atomic_write_json
 from cbam3d.utils.errors import UsageError
 
-from .cli import config_from_args, literal_or_text, train_parser
-from .config import attention_choices, resolve_config
+from .cli import train_parser
+from .declaration import literal_or_text
+from .settings import TrainConfig, attention_choices, resolve_config
 
 __all__ = ["GridRun", "ablate_main", "ablate_parser", "read_grid_file", "t_quantile_975", "welch_interval"]
 
@@ -49,7 +50,7 @@ BASELINE = "none"
 # The train command in a fresh interpreter: the same training code as `cbam3d train`.
 _TRAIN_COMMAND = "import sys; from cbam3d.training.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
 # Options of the train command that the grid sets for each run.
-_GRID_OWNED = {"attention_option": "--vary", "seed": "--seeds", "resume": "nothing (resuming is automatic)"}
+_GRID_OWNED = {"attention_kwargs": "--vary", "seed": "--seeds", "resume": "nothing (resuming is automatic)"}
 
 
 @dataclass(frozen=True)
@@ -522,12 +523,12 @@ def _check_train_arguments(parser: argparse.ArgumentParser, common: list[str]) -
     train = train_parser()
     train.prog = parser.prog
     train.error = parser.error  # one line from this command, not the train command's usage
-    args = train.parse_args(common)
+    config = TrainConfig.from_arguments(train.parse_args(common))
     for name, instead in _GRID_OWNED.items():
-        if getattr(args, name) not in (None, False):
-            parser.error(f"--{name.replace('_', '-')} is set by the grid for each run; use {instead}")
+        if getattr(config, name) is not None:
+            parser.error(f"{TrainConfig.flag(name)} is set by the grid for each run; use {instead}")
     try:
-        resolve_config(config_from_args(args))
+        resolve_config(config)
     except UsageError as error:
         parser.error(str(error))
 

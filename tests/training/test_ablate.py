@@ -13,8 +13,8 @@ import pytest
 from cbam3d.data import DEMO_CLASSES, ensure_demo_dataset
 from cbam3d.data import demo as demo_module
 from cbam3d.training.ablate import ablate_main, expand_grid, read_grid_file, t_quantile_975, welch_interval
-from cbam3d.training.cli import config_from_args, train_parser
-from cbam3d.training.config import resolve_config
+from cbam3d.training.cli import train_parser
+from cbam3d.training.settings import TrainConfig, resolve_config
 
 # The grid's own flags are left out: --attention and --seed come from the grid.
 _GRID_OWNED_FLAGS = ("--attention", "--seed")
@@ -232,7 +232,7 @@ def test_a_hard_clip_shows_several_class_motions_and_its_first_frame_does_not_de
 
 
 def test_the_train_command_takes_the_hard_demo_with_its_own_budget():
-    hard = resolve_config(config_from_args(train_parser().parse_args(["--demo", "hard"])))
-    standard = resolve_config(config_from_args(train_parser().parse_args([])))
+    hard = resolve_config(TrainConfig.from_arguments(train_parser().parse_args(["--demo", "hard"])))
+    standard = resolve_config(TrainConfig.from_arguments(train_parser().parse_args([])))
     assert (hard.demo, hard.epochs, hard.demo_videos) == ("hard", 10, 120)
     assert (standard.demo, standard.epochs) == ("standard", 16)
