@@ -91,7 +91,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="ablate",
         help="train a grid of attentions, variants and seeds and tabulate accuracy against cost",
-        module="cbam3d.training.ablate",
+        module="cbam3d.training.ablation.cli",
         parser="ablate_parser",
         main="ablate_main",
         extra="train",

@@ -14,10 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .config import TrainConfig
 from .curves import plot_training_curves
 from .pretrained import PretrainedReport, load_pretrained
 from .schedule import warmup_cosine
+from .settings import TrainConfig
 
 _LIGHTNING_NAMES = ("AtomicCheckpointIO", "VideoClassifier", "VideoDataModule", "build_trainer", "train")
 

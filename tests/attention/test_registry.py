@@ -13,7 +13,7 @@ import cbam3d
 from cbam3d import ECA, attention_names, capture_attention, create_attention, get_attention, register_attention
 from cbam3d.attention.base import AttentionModule
 from cbam3d.attention.eca import eca_kernel_size
-from cbam3d.training.config import attention_choices
+from cbam3d.training.settings import attention_choices
 
 tv_video = pytest.importorskip("torchvision.models.video")
 models = pytest.importorskip("cbam3d.models")

@@ -15,8 +15,8 @@ pytest.importorskip("av")
 
 from cbam3d.benchmark.cli import benchmark_main  # noqa: E402
 from cbam3d.inference.cli import evaluate_main, predict_main  # noqa: E402
-from cbam3d.training import train  # noqa: E402
-from cbam3d.training.cli import config_from_args, train_main, train_parser  # noqa: E402
+from cbam3d.training import TrainConfig, train  # noqa: E402
+from cbam3d.training.cli import train_main, train_parser  # noqa: E402
 from cbam3d.utils.atomic import atomic_write, atomic_write_json  # noqa: E402
 from cbam3d.utils.errors import UsageError  # noqa: E402
 from cbam3d.viz.cli import main as visualize_main  # noqa: E402
@@ -93,7 +93,7 @@ def test_a_run_whose_loss_turns_non_finite_stops_naming_the_step_and_claims_no_b
 ):
     data = make_tiny_dataset(tmp_path / "data")
     argv = [*tiny_run, "--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "2"]
-    config = config_from_args(train_parser().parse_args(argv))
+    config = TrainConfig.from_arguments(train_parser().parse_args(argv))
     config.callbacks = [PoisonTheClassifier()]
     with pytest.raises(UsageError, match=r"the loss is nan \(not finite\) at step 2 \(epoch 0, batch 2\)"):
         train(config)

@@ -12,9 +12,9 @@ import pytest
 
 from cbam3d.data import DEMO_CLASSES, ensure_demo_dataset
 from cbam3d.data import demo as demo_module
-from cbam3d.training.ablate import ablate_main, expand_grid, read_grid_file, t_quantile_975, welch_interval
-from cbam3d.training.cli import config_from_args, train_parser
-from cbam3d.training.config import resolve_config
+from cbam3d.training.ablation import ablate_main, expand_grid, read_grid_file, welch_interval
+from cbam3d.training.cli import train_parser
+from cbam3d.training.settings import TrainConfig, resolve_config
 
 # The grid's own flags are left out: --attention and --seed come from the grid.
 _GRID_OWNED_FLAGS = ("--attention", "--seed")
@@ -178,23 +178,26 @@ def test_the_grid_varies_one_option_at_a_time_and_trains_a_default_value_once():
 # --- the confidence interval ------------------------------------------------------------------------------
 
 
-def test_t_quantiles_match_published_tables_and_non_integer_degrees_of_freedom():
-    assert t_quantile_975(1) == pytest.approx(12.706, abs=1e-3) and t_quantile_975(4) == pytest.approx(2.776, abs=1e-3)
-    assert t_quantile_975(30) == pytest.approx(2.042, abs=1e-3) and t_quantile_975(1e6) == pytest.approx(1.96, abs=1e-3)
-    stats = pytest.importorskip("scipy.stats")
-    for df in (1.5, 2.7, 3.3, 7.9, 75.0):
-        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-4)
+def test_welch_interval_matches_a_published_t_table_value():
+    """Equal sizes and variances (3 values, variance 1 each): the Welch–Satterthwaite df is 4, and the half-width
+    is t(0.975, 4) = 2.776 (any t table) times the standard error sqrt(1/3 + 1/3)."""
+    difference, low, high = welch_interval([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    assert difference == pytest.approx(1.0)
+    assert (high - difference) / math.sqrt(2 / 3) == pytest.approx(2.776, abs=1e-3)
+    assert difference - low == pytest.approx(high - difference)
 
 
-def test_welch_interval_is_the_textbook_one_and_needs_two_seeds():
-    a, b = [0.70, 0.74, 0.72], [0.60, 0.66, 0.63]
-    difference, low, high = welch_interval(a, b)
-    se = math.sqrt(np.var(a, ddof=1) / 3 + np.var(b, ddof=1) / 3)
-    df = se**4 / ((np.var(a, ddof=1) / 3) ** 2 / 2 + (np.var(b, ddof=1) / 3) ** 2 / 2)
+def test_welch_interval_of_a_worked_example_with_unequal_variances():
+    """Variances 4e-4 and 9e-4 over 3 seeds each: df = 3.48, t(0.975, 3.48) = 2.946, so 0.09 ± 0.0613 (the
+    numbers of the earlier Simpson's rule and Newton implementation, to 1e-6)."""
+    difference, low, high = welch_interval([0.70, 0.74, 0.72], [0.60, 0.66, 0.63])
     assert difference == pytest.approx(0.09)
-    assert high - difference == pytest.approx(difference - low)
-    assert (high - difference) / se == pytest.approx(t_quantile_975(df))
-    assert welch_interval([0.7], b) is None
+    assert (low, high) == pytest.approx((0.028671, 0.151329), abs=1e-6)
+
+
+def test_welch_interval_needs_two_seeds_of_each_and_is_a_point_without_variation():
+    assert welch_interval([0.7], [0.60, 0.66, 0.63]) is None
+    assert welch_interval([0.5, 0.5], [0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
 
 
 # --- the hard demo set ------------------------------------------------------------------------------------
@@ -232,7 +235,7 @@ def test_a_hard_clip_shows_several_class_motions_and_its_first_frame_does_not_de
 
 
 def test_the_train_command_takes_the_hard_demo_with_its_own_budget():
-    hard = resolve_config(config_from_args(train_parser().parse_args(["--demo", "hard"])))
-    standard = resolve_config(config_from_args(train_parser().parse_args([])))
+    hard = resolve_config(TrainConfig.from_arguments(train_parser().parse_args(["--demo", "hard"])))
+    standard = resolve_config(TrainConfig.from_arguments(train_parser().parse_args([])))
     assert (hard.demo, hard.epochs, hard.demo_videos) == ("hard", 10, 120)
     assert (standard.demo, standard.epochs) == ("standard", 16)

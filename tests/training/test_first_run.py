@@ -21,7 +21,8 @@ pytest.importorskip("lightning")
 pytest.importorskip("av")
 
 from cbam3d.data import DEMO_CLASSES, ensure_demo_dataset
-from cbam3d.utils.console import closing_summary, command, quiet_dependencies
+from cbam3d.training.cli import closing_summary
+from cbam3d.utils.console import command, quiet_dependencies
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
 DEMO_TEST_PER_CLASS = 20  # the generator's default size of the test list, which train.py keeps

@@ -21,8 +21,8 @@ DRIVER = textwrap.dedent('''
     import json, sys
     import lightning as L
     import torch.distributed as dist
-    from cbam3d.training import train
-    from cbam3d.training.cli import config_from_args, train_parser
+    from cbam3d.training import TrainConfig, train
+    from cbam3d.training.cli import train_parser
 
     class Record(L.Callback):
         def __init__(self):
@@ -37,7 +37,7 @@ DRIVER = textwrap.dedent('''
             with open(f"{sys.argv[1]}/rank{trainer.global_rank}.json", "w") as file:
                 json.dump(record, file)
 
-    config = config_from_args(train_parser().parse_args(sys.argv[2:]))
+    config = TrainConfig.from_arguments(train_parser().parse_args(sys.argv[2:]))
     config.callbacks = [Record()]
     train(config)
 ''')

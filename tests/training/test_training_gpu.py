@@ -8,8 +8,8 @@ import torch
 L = pytest.importorskip("lightning")
 pytest.importorskip("av")
 
-from cbam3d.training import train  # noqa: E402
-from cbam3d.training.cli import config_from_args, train_parser  # noqa: E402
+from cbam3d.training import TrainConfig, train  # noqa: E402
+from cbam3d.training.cli import train_parser  # noqa: E402
 
 
 @pytest.mark.gpu
@@ -25,7 +25,7 @@ def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_
             seen["cudnn_benchmark"] = torch.backends.cudnn.benchmark
 
     data = make_tiny_dataset(tmp_path / "data")
-    config = config_from_args(
+    config = TrainConfig.from_arguments(
         train_parser().parse_args(["--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *tiny_run])
     )
     config.callbacks = [Probe()]

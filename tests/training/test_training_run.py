@@ -19,8 +19,8 @@ pytest.importorskip("av")
 from cbam3d.data import discover_videos  # noqa: E402
 from cbam3d.inference import load_checkpoint  # noqa: E402
 from cbam3d.inference.cli import evaluate_main, predict_main  # noqa: E402
-from cbam3d.training import train  # noqa: E402
-from cbam3d.training.cli import config_from_args, train_main, train_parser  # noqa: E402
+from cbam3d.training import TrainConfig, train  # noqa: E402
+from cbam3d.training.cli import train_main, train_parser  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -58,7 +58,7 @@ def run(tmp_path_factory, make_tiny_dataset, tiny_run) -> dict:
     assert train_main(["--output", str(output), *resume, "--epochs", "2"]) == 0
 
     crashed = base / "crashed"
-    config = config_from_args(
+    config = TrainConfig.from_arguments(
         train_parser().parse_args(["--data", str(data), "--output", str(crashed), "--epochs", "2", *tiny_run])
     )
     config.callbacks = [CrashInSecondEpoch()]

@@ -14,9 +14,9 @@ pytest.importorskip("lightning")
 from cbam3d.inference import ClipSpec, ModelSpec, classification_report, load_checkpoint, video_scores
 from cbam3d.inference.checkpoint import build_model, make_info
 from cbam3d.training import AtomicCheckpointIO, TrainConfig, load_pretrained, warmup_cosine
-from cbam3d.training.config import resolve_config
 from cbam3d.training.lightning import VideoClassifier, topk_correct
 from cbam3d.training.seeding import EpochSeededSampler, SeededItems
+from cbam3d.training.settings import resolve_config
 from cbam3d.utils.atomic import atomic_torch_save, atomic_write
 from cbam3d.utils.errors import UsageError
 

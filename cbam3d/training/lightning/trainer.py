@@ -32,9 +32,9 @@ from cbam3d.models.complexity import measure
 from cbam3d.utils.atomic import atomic_write_json
 from cbam3d.utils.errors import UsageError
 
-from ..config import DEMO_DEFAULTS, GENERAL_DEFAULTS, TrainConfig, check_precision_fits, resolve_config
 from ..curves import plot_training_curves
 from ..pretrained import load_pretrained
+from ..settings import TrainConfig, check_precision_fits, resolve_config
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import VideoDataModule
 from .module import VideoClassifier
@@ -48,9 +48,7 @@ LAST_CHECKPOINT = "last.ckpt"
 
 
 def _output_dir(config: TrainConfig) -> Path:
-    if config.output is not None:
-        return Path(config.output).expanduser()
-    return (DEMO_DEFAULTS if config.data is None else GENERAL_DEFAULTS)["output"]
+    return Path(config.output if config.output is not None else config.default_for("output")).expanduser()
 
 
 def resolve_resume_checkpoint(config: TrainConfig) -> Path | None:
@@ -189,19 +187,15 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     return report
 
 
-# settings that shape the network's weights (a resumed run must keep them) and their flags
-_NETWORK_SETTINGS = {
-    "model": "--model",
-    "attention": "--attention",
-    "attention_kwargs": "--attention-option",
-    "model_options": "--model-option",
-}
+# settings that shape the network's weights: a resumed run must keep them
+_NETWORK_SETTINGS = ("model", "attention", "attention_kwargs", "model_options")
 
 
 def check_resumable(config: TrainConfig, info: dict[str, Any], checkpoint: Path) -> None:
     """Raise :class:`UsageError` naming the first network setting that differs from the checkpoint's run."""
     stored = info.get("config", {})
-    for name, flag in _NETWORK_SETTINGS.items():
+    for name in _NETWORK_SETTINGS:
+        flag = TrainConfig.flag(name)
         if name in stored and stored[name] != getattr(config, name):
             raise UsageError(
                 f"--resume: {checkpoint} was trained with {flag} {stored[name]!r}, not {getattr(config, name)!r}; "

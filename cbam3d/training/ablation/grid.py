@@ -1,0 +1,125 @@
+"""The grid of an ablation: its runs (:class:`GridRun`), how ``--attention``, ``--vary`` and ``--seeds`` expand
+into them (:func:`expand_grid`), the checks of ``--vary`` and grid files (:func:`read_grid_file`)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cbam3d.attention.registry import ATTENTION, attention_names, create_attention
+
+__all__ = ["GridRun", "check_vary", "expand_grid", "read_grid_file"]
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One run of the grid: an attention (``"none"`` for the baseline), its options and a seed."""
+
+    attention: str
+    options: tuple[tuple[str, Any], ...]
+    seed: int
+
+    @property
+    def configuration(self) -> str:
+        """The configuration's label, e.g. ``cbam`` or ``cbam gate_order=parallel``."""
+        return " ".join([self.attention, *(f"{key}={value}" for key, value in self.options)])
+
+    @property
+    def folder(self) -> str:
+        """The run's folder name: the configuration and the seed, in file-name-safe characters."""
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{self.configuration.replace(' ', '-')}-seed{self.seed}")
+
+    def train_arguments(self) -> list[str]:
+        """The train command's options that make this run (besides those common to the grid)."""
+        arguments = ["--attention", self.attention, "--seed", str(self.seed)]
+        for key, value in self.options:
+            arguments += ["--attention-option", f"{key}={value!r}"]
+        return arguments
+
+
+def _option_default(attention: str, option: str) -> Any:
+    parameter = inspect.signature(ATTENTION[attention].builder).parameters.get(option)
+    return inspect.Parameter.empty if parameter is None else parameter.default
+
+
+def check_vary(key: str, values: Sequence[Any]) -> str | None:
+    """None if ``key`` is ``ATTENTION.OPTION`` and every value builds the attention, else a one-line description
+    of what is wrong (to follow ``--vary``)."""
+    attention, dot, option = key.partition(".")
+    if not dot:
+        return f"expected ATTENTION.OPTION, e.g. cbam.gate_order, got {key!r}"
+    if attention not in ATTENTION:
+        return f"unknown attention {attention!r} in {key}: expected one of {', '.join(attention_names())}"
+    if not option.isidentifier():
+        return f"{key}: the option must be a Python name"
+    if not values:
+        return f"{key}: give at least one value"
+    for value in values:
+        try:
+            create_attention(attention, None, dims=3, **{option: value})
+        except (TypeError, ValueError) as error:
+            return f"{key} {value!r}: {error}"
+    return None
+
+
+def expand_grid(attentions: Sequence[str], vary: dict[str, list[Any]], seeds: Sequence[int]) -> list[GridRun]:
+    """Every run of the grid, configurations in the order given, each with all its seeds; duplicates once.
+
+    ``vary`` changes one option at a time around the defaults (not a cross product); a value equal to the
+    option's default is the plain configuration again.
+    """
+    configurations: list[tuple[str, tuple[tuple[str, Any], ...]]] = [(name, ()) for name in attentions]
+    for key, values in vary.items():
+        attention, _, option = key.partition(".")
+        for value in values:
+            same_as_plain = value == _option_default(attention, option)
+            configurations.append((attention, () if same_as_plain else ((option, value),)))
+    unique = list(dict.fromkeys(configurations))
+    return [GridRun(attention, options, seed) for attention, options in unique for seed in seeds]
+
+
+def read_grid_file(path: Path) -> dict[str, Any]:
+    """A grid file's ``attention`` (list), ``vary`` (``{"ATTENTION.OPTION": [values]}``) and ``seeds`` (list).
+
+    JSON, or YAML for ``.yaml``/``.yml`` files; every key is optional.
+
+    Raises:
+        ValueError: an unreadable file, an unknown key or a value of the wrong type.
+    """
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from error
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            # Deferred: PyYAML is an optional dependency that only YAML grid files need.
+            import yaml
+
+            content = yaml.safe_load(text)
+        else:
+            content = json.loads(text)
+    except ImportError as error:
+        raise ValueError(
+            f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the grid as JSON"
+        ) from error
+    except Exception as error:  # json.JSONDecodeError or yaml.YAMLError: both a malformed file
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {first_line}") from error
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping with keys attention, vary, seeds; got {type(content).__name__}")
+    unknown = sorted(set(content) - {"attention", "vary", "seeds"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; expected attention, vary, seeds")
+    attention, vary, seeds = content.get("attention", []), content.get("vary", {}), content.get("seeds", [])
+    if not isinstance(attention, list) or not all(isinstance(a, str) for a in attention):
+        raise ValueError(f"{path}: attention must be a list of names, got {attention!r}")
+    if not isinstance(vary, dict) or not all(isinstance(v, list) for v in vary.values()):
+        raise ValueError(f"{path}: vary must map ATTENTION.OPTION to a list of values, got {vary!r}")
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f"{path}: seeds must be a list of integers, got {seeds!r}")
+    return {"attention": attention, "vary": vary, "seeds": seeds}

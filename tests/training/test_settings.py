@@ -1,0 +1,132 @@
+"""The training settings, each declared once on TrainConfig: the train command's flags, the config of parsed
+arguments, the help's defaults, resolving and resuming are all derived from the declarations."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from cbam3d.training.cli import train_parser
+from cbam3d.training.declaration import at_least_zero, finite, setting
+from cbam3d.training.settings import TrainConfig, resolve_config
+from cbam3d.utils.errors import UsageError
+
+
+def parsed(*argv: str) -> TrainConfig:
+    return TrainConfig.from_arguments(train_parser().parse_args(list(argv)))
+
+
+def test_no_flags_means_every_setting_is_not_given():
+    config = parsed()
+    assert all(getattr(config, f.name) is None for f in fields(TrainConfig) if "setting" in f.metadata)
+
+
+def test_every_setting_has_a_flag_and_the_programmatic_fields_have_none():
+    options = {option for action in train_parser()._actions for option in action.option_strings}
+    names = {f.name for f in fields(TrainConfig) if "setting" in f.metadata}
+    assert {TrainConfig.flag(name) for name in names} <= options
+    assert {f.name for f in fields(TrainConfig)} - names == {"callbacks", "trainer_options"}
+    assert "--callbacks" not in options and "--trainer-options" not in options
+
+
+@pytest.mark.parametrize(
+    "argv, name, value",
+    [
+        (["--flip", "on"], "horizontal_flip", True),
+        (["--flip", "off"], "horizontal_flip", False),
+        (["--flip", "auto"], "horizontal_flip", None),
+        (["--train-scale", "1", "1.5"], "train_scale", (1.0, 1.5)),
+        (
+            ["--attention-option", "reduction=8", "--attention-option", "kernel_size=(3,7,7)"],
+            "attention_kwargs",
+            {"reduction": 8, "kernel_size": (3, 7, 7)},
+        ),
+        (["--model-option", "widen_factor=0.5"], "model_options", {"widen_factor": 0.5}),
+        (["--resume"], "resume", True),
+        (["--resume", "run/last.ckpt"], "resume", Path("run/last.ckpt")),
+        (["--sync-bn"], "sync_bn", True),
+        (["--lr", "0.01"], "lr", 0.01),
+        (["--data", "videos"], "data", Path("videos")),
+    ],
+)
+def test_each_kind_of_flag_gives_the_setting_its_value(argv, name, value):
+    assert getattr(parsed(*argv), name) == value
+
+
+def test_defaults_by_data_demo_set_and_optimizer(tmp_path):
+    real = resolve_config(TrainConfig(data=tmp_path))
+    assert (real.epochs, real.frames, real.lr, real.weight_decay, real.horizontal_flip) == (50, 16, 0.05, 1e-4, None)
+    assert resolve_config(TrainConfig(data=tmp_path, optimizer="adamw")).weight_decay == 0.05
+    demo = resolve_config(TrainConfig())
+    assert (demo.epochs, demo.frames, demo.lr, demo.optimizer, demo.resume) == (16, 8, 3e-3, "adamw", False)
+    hard = resolve_config(TrainConfig(demo="hard"))
+    assert (hard.epochs, hard.demo_videos, hard.frames) == (10, 120, 8)
+
+
+def test_resolving_leaves_the_declared_defaults_unchanged():
+    first = resolve_config(TrainConfig())
+    first.model_options["widen_factor"] = 4.0
+    assert resolve_config(TrainConfig()).model_options["widen_factor"] == 0.25
+
+
+def test_a_resumed_run_keeps_its_recipe_but_not_its_hardware(tmp_path):
+    stored = resolve_config(TrainConfig(data=tmp_path, frames=4, num_workers=0, train_scale=(1.0, 1.1))).to_dict()
+    resumed = resolve_config(TrainConfig(), resumed=stored)
+    assert resumed.data == tmp_path and resumed.frames == 4 and resumed.train_scale == (1.0, 1.1)
+    assert resumed.num_workers == TrainConfig(data=tmp_path).default_for("num_workers")
+
+
+def test_help_shows_general_demo_and_hard_demo_defaults():
+    helps = {action.option_strings[0]: action.help for action in train_parser()._actions}
+    assert helps["--frames"] == "frames per clip; default: 16; 8 on the demo set"
+    assert helps["--epochs"].endswith("default: 50; 16 on the demo set; 10 on the hard demo set")
+    assert "(its own defaults: --demo-videos 120, --epochs 10)" in helps["--demo"]
+    assert helps["--lr"] == "peak learning rate; default: 0.05 with sgd, 0.001 with adamw; 0.003 on the demo set"
+    assert helps["--flip"].endswith("default: auto") and "default" not in helps["--sync-bn"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(warmup_epochs=float("nan")), "--warmup-epochs must be a finite number, got nan"),
+        (dict(label_smoothing=-0.1), "--label-smoothing must be in [0, 1), got -0.1"),
+        (dict(train_scale=(1.2, 1.1)), "--train-scale must be two numbers 1 <= LOW <= HIGH, got 1.2 1.1"),
+        (dict(horizontal_flip="yes"), "--flip must be one of auto, on, off, got 'yes'"),
+        (dict(attention_kwargs={}, demo="hard", data=Path(".")), "--demo hard chooses a generated demo set"),
+        (dict(num_workers=-1), "--num-workers must be 0 or more, got -1"),
+        (dict(threads=0), "--threads must be a positive integer, got 0"),
+    ],
+)
+def test_checks_name_the_flag(change, message):
+    with pytest.raises(UsageError) as error:
+        resolve_config(TrainConfig(**change))
+    assert message in str(error.value)
+
+
+@dataclass
+class WithMixup(TrainConfig):
+    """TrainConfig and one more setting, declared as the module's docstring says a new one is."""
+
+    mixup: float | None = setting(
+        "optimisation", "mixup strength", general=0.0, demo=0.2, metavar="ALPHA", checks=(finite, at_least_zero)
+    )
+
+
+def test_a_new_setting_is_one_declaration():
+    """One field gives the flag in its group with its defaults in the help, the parsed value, the defaults,
+    the checks, the checkpoint entry and the value kept on resume."""
+    parser = argparse.ArgumentParser()
+    WithMixup.add_arguments(parser)
+    group = next(g for g in parser._action_groups if g.title == "optimisation")
+    mixup = next(action for action in group._group_actions if action.dest == "mixup")
+    assert mixup.option_strings == ["--mixup"] and mixup.metavar == "ALPHA"
+    assert mixup.help == "mixup strength; default: 0.0; 0.2 on the demo set"
+    assert WithMixup.from_arguments(parser.parse_args(["--mixup", "0.4"])).mixup == 0.4
+    assert resolve_config(WithMixup()).mixup == 0.2
+    with pytest.raises(UsageError, match="--mixup must be a finite number, got nan"):
+        resolve_config(WithMixup(mixup=float("nan")))
+    stored = resolve_config(WithMixup(mixup=0.3)).to_dict()
+    assert stored["mixup"] == 0.3 and resolve_config(WithMixup(), resumed=stored).mixup == 0.3
