@@ -5,8 +5,10 @@ backward needs that output, so eager code, and even cbam3d's fused Functions, ke
 tensor per block than the network without attention. Yet the BatchNorm keeps its own input for its
 backward anyway, and its output is an affine function of that input, per channel. So
 :func:`attend_after_norm` computes ``attention(norm_output)`` as usual (the same numbers, bit for bit)
-but saves the BatchNorm's input and two per-channel vectors instead of the output; backward recomputes
-the output in one pass and then runs the attention's backward.
+but saves the BatchNorm's input and two per-channel vectors (:func:`norm_affine`) instead of the output;
+backward recomputes the output in one pass and then runs the attention's backward. The gates are the
+fused Functions of :mod:`cbam3d.attention.functional` in their ``AfterNorm`` variant, which differs
+only in what it keeps (:mod:`cbam3d.attention.functional.wiring`).
 
 The BatchNorm itself runs unchanged, before, as a module: its running statistics are updated once, by it,
 and its own backward computes the gradients of its input and parameters.
@@ -20,19 +22,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from .cbam import CBAM
 from .channel import ChannelGate
 from .dims import BATCH_NORM, channel_map, spatial_axes, uses_batch_statistics
-from .functional import (
-    MLPParameters,
-    SpatialGateParameters,
-    cbam_backward,
-    cbam_forward,
-    channel_gate_backward,
-    channel_gate_forward,
-)
+from .functional import NormAffine, cbam, channel_gate
 from .spatial import SpatialGate
 
 _BATCH_NORMS = tuple(BATCH_NORM.values())
@@ -58,88 +52,6 @@ def norm_affine(norm: nn.Module, norm_input: Tensor) -> tuple[Tensor, Tensor]:
     if norm.bias is not None:
         shift = shift + norm.bias.detach()
     return scale, shift
-
-
-def _norm_output_again(norm_input: Tensor, scale: Tensor, shift: Tensor, dtype: torch.dtype) -> Tensor:
-    """The BatchNorm's output recomputed from its input: (N, C, *spatial), computed in the precision of
-    ``scale`` (at least float32) and rounded once to ``dtype``, the output's, as the BatchNorm does."""
-    dims = norm_input.ndim - 2
-    return torch.addcmul(channel_map(shift, dims), norm_input, channel_map(scale, dims)).to(dtype)
-
-
-class ChannelGateAfterNormFunction(torch.autograd.Function):
-    """``norm_output * Mc(norm_output)`` (see :class:`cbam3d.attention.functional.ChannelGateFunction`) saving
-    ``norm_input``, ``scale`` and ``shift`` (:func:`norm_affine`) instead of ``norm_output``; also
-    returns Mc (N, C), non-differentiable. Differentiable in ``norm_output`` and the MLP parameters."""
-
-    @staticmethod
-    def forward(ctx, norm_output, norm_input, scale, shift, pool_types, w1, b1, w2, b2):
-        out, weights, saved = channel_gate_forward(norm_output, pool_types, MLPParameters(w1, b1, w2, b2))
-        ctx.pool_types, ctx.dtype = pool_types, norm_output.dtype
-        ctx.save_for_backward(norm_input, scale, shift, *saved)
-        ctx.mark_non_differentiable(weights)
-        return out, weights
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, _grad_weights):
-        norm_input, scale, shift, *saved = ctx.saved_tensors
-        x = _norm_output_again(norm_input, scale, shift, ctx.dtype)
-        grad_x, *grad_mlp = channel_gate_backward(x, saved, ctx.pool_types, grad_out, recomputed=True)
-        return grad_x, None, None, None, None, *grad_mlp
-
-
-class CBAMAfterNormFunction(torch.autograd.Function):
-    """The CBAM block on ``norm_output`` (see :class:`cbam3d.attention.functional.CBAMFunction`) saving
-    ``norm_input``, ``scale`` and ``shift`` (:func:`norm_affine`) instead of ``norm_output``; also
-    returns Mc (N, C) and Ms (N, 1, *spatial), non-differentiable.
-
-    Args (of ``apply``): norm_output, norm_input, scale, shift, pool_types, the fields of
-    :class:`~cbam3d.attention.functional.MLPParameters`, then those of
-    :class:`~cbam3d.attention.functional.SpatialGateParameters`.
-    """
-
-    @staticmethod
-    def forward(
-        ctx,
-        norm_output,
-        norm_input,
-        scale,
-        shift,
-        pool_types,
-        w1,
-        b1,
-        w2,
-        b2,
-        conv_weight,
-        bn_weight,
-        bn_bias,
-        running_mean,
-        running_var,
-        bn_training,
-        momentum,
-        eps,
-    ):
-        spatial = SpatialGateParameters(
-            conv_weight, bn_weight, bn_bias, running_mean, running_var, bn_training, momentum, eps
-        )
-        out, channel_weights, spatial_weights, saved = cbam_forward(
-            norm_output, pool_types, MLPParameters(w1, b1, w2, b2), spatial
-        )
-        ctx.pool_types, ctx.eps, ctx.bn_training, ctx.dtype = pool_types, eps, bn_training, norm_output.dtype
-        ctx.save_for_backward(norm_input, scale, shift, *saved)
-        ctx.mark_non_differentiable(channel_weights, spatial_weights)
-        return out, channel_weights, spatial_weights
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, _grad_channel_weights, _grad_spatial_weights):
-        norm_input, scale, shift, *saved = ctx.saved_tensors
-        x = _norm_output_again(norm_input, scale, shift, ctx.dtype)
-        grad_x, *grads = cbam_backward(
-            x, saved, ctx.pool_types, grad_out, eps=ctx.eps, bn_training=ctx.bn_training, recomputed=True
-        )
-        return grad_x, None, None, None, None, *grads, None, None, None, None, None
 
 
 def _fused_gate(attention: nn.Module) -> ChannelGate | CBAM | None:
@@ -173,22 +85,14 @@ def attend_after_norm(attention: nn.Module, norm: nn.Module, norm_input: Tensor,
     attention.check_input(norm_output)
     channel = gate if isinstance(gate, ChannelGate) else gate.channel_gate
     channel.build_lazy(norm_output)
-    scale, shift = norm_affine(norm, norm_input)
+    affine = NormAffine(norm_input, *norm_affine(norm, norm_input))
     if isinstance(gate, ChannelGate):
-        out, weights = ChannelGateAfterNormFunction.apply(
-            norm_output, norm_input, scale, shift, channel.pool_types, *channel.mlp_parameters()
-        )
+        out, weights = channel_gate(norm_output, channel.pool_types, channel.mlp_parameters(), norm=affine)
         channel.report_map(channel_map(weights, channel.dims))
         return out
     spatial = gate.spatial_gate
-    out, channel_weights, spatial_weights = CBAMAfterNormFunction.apply(
-        norm_output,
-        norm_input,
-        scale,
-        shift,
-        channel.pool_types,
-        *channel.mlp_parameters(),
-        *spatial.function_arguments(),
+    out, channel_weights, spatial_weights = cbam(
+        norm_output, channel.pool_types, channel.mlp_parameters(), spatial.function_arguments(), norm=affine
     )
     channel.report_map(channel_map(channel_weights, channel.dims))
     spatial.report_map(spatial_weights)
