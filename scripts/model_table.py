@@ -1,8 +1,8 @@
-"""Print the parameter / GFLOP table of the video models, optionally writing it into the README.
+"""Print the parameter / GFLOP table of the video models, optionally writing it into the documentation.
 
-    python scripts/model_table.py                      # every model x attention, markdown to stdout
-    python scripts/model_table.py --readme README.md   # also replace the text between
-                                                       # <!-- model-table:start --> and <!-- model-table:end -->
+    python scripts/model_table.py                            # every model x attention, markdown to stdout
+    python scripts/model_table.py --readme docs/networks.md  # also replace the text between the file's
+                                                             # <!-- model-table:start --> and <!-- model-table:end -->
     python scripts/model_table.py --models r3d_18 resnet3d-50 --attention none cbam
 
 GFLOPs are multiply-adds (torchvision's convention), counted with torch.utils.flop_counter on the meta

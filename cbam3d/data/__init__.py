@@ -6,7 +6,7 @@ Needs the ``video`` extra (torchvision, av, numpy, scikit-learn): ``pip install 
 Typical use::
 
     from torch.utils.data import DataLoader
-    from . import VideoClipDataset, collate_clips, discover_videos, ensure_demo_dataset
+    from cbam3d.data import VideoClipDataset, collate_clips, discover_videos, ensure_demo_dataset
 
     root = ensure_demo_dataset()                     # or the folder of UCF101 / HMDB51 / Kinetics
     train = discover_videos(root, "train")

@@ -5,7 +5,7 @@ The maps themselves come from :func:`cbam3d.attention.hooks.capture_attention`, 
 
 Typical use::
 
-    from . import visualize_checkpoint
+    from cbam3d.viz import visualize_checkpoint
 
     result = visualize_checkpoint("runs/demo/checkpoints/last.ckpt", "clip.mp4", "attention/")
     result.animation, result.grid, result.temporal   # GIF, frames x layers PNG, temporal profile PNG

@@ -4,7 +4,7 @@ Both networks start from the same weights (same seed; the attention modules are 
 the same synthetic volumes (MONAI's ``create_test_image_3d``: noisy spheres, no download) in the same
 order for the same number of steps, and are scored by Dice on held-out volumes.
 
-    python docs/examples/volume_segmentation.py                       # the README's figures
+    python docs/examples/volume_segmentation.py                       # the figures in docs/networks.md
     python docs/examples/volume_segmentation.py --size 16 --steps 30  # a quick check
 
 Needs ``pip install cbam3d[monai]``.
