@@ -1,8 +1,13 @@
-"""Shared test settings and fixtures: ``randomize`` and the tiny training run (``make_tiny_dataset``, ``tiny_run``)."""
+"""Settings and fixtures that several test folders share: ``randomize``, the tiny training run
+(``make_tiny_dataset``, ``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``, ``usage_error`` and
+``load_script``. Fixtures that one folder uses live in that folder's conftest.py."""
 
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -210,3 +215,20 @@ def usage_error(capsys) -> Callable[..., str]:
     """``usage_error(main, argv) -> line``: runs a command's ``main(argv)``, checks that it exits with status 2
     and no traceback, and returns the last line it wrote to stderr (the one-line message)."""
     return lambda main, argv: _usage_error_line(main, argv, capsys)
+
+
+def _load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while a class is created
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[Path], ModuleType]:
+    """``load_script(path) -> module``: a script of scripts/ or an example of docs/examples/, imported as a module
+    (its ``main`` and helpers callable in-process)."""
+    return _load_script
+

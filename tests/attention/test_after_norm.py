@@ -183,16 +183,15 @@ NETWORKS = {
 @pytest.mark.parametrize("network", sorted(NETWORKS))
 def test_attention_adds_at_most_the_target_to_activation_memory(network, attention):
     """The memory kept for backward (saved tensors, unique storages, parameters excluded) grows by at
-    most 3% (r3d_18, built or retrofitted) or 2% (resnet3d-18) over the plain network; unfused it grew by
-    about 21% and 9%."""
+    most 3% (r3d_18, built or retrofitted) or 2% (resnet3d-18) over the plain network."""
     assert _saved_increase(network, attention, (1, 3, 8, 40, 40)) <= NETWORKS[network][1]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ["se", "cbam"])
 @pytest.mark.parametrize("network", sorted(NETWORKS))
-def test_attention_memory_target_at_the_issue_clip(network, attention):
-    """The same targets at the clip they were set for, 2x3x8x112x112."""
+def test_attention_memory_target_holds_at_a_training_sized_clip(network, attention):
+    """The same targets at a clip of the size training uses, 2x3x8x112x112."""
     assert _saved_increase(network, attention, (2, 3, 8, 112, 112)) <= NETWORKS[network][1]
 
 

@@ -1,16 +1,19 @@
-"""N-d behaviour of SE, CBAM and BAM: shapes, state_dicts, the one-frame property, lazy channels,
-gate orders, spatio-temporal modes, memory formats, autocast and torch.compile."""
+"""What SE, CBAM and BAM share in every dims: the input's shape back, the same state_dict keys, the one-frame
+property, lazy channels, empty inputs, memory formats, autocast and torch.compile (forward; backward is in
+test_backward.py)."""
 
 import pytest
 import torch
 from torch import nn
 
-from cbam3d import BAM, CBAM, SE, ChannelGate, create_attention
+from cbam3d import BAM, CBAM, SE, ChannelGate
+from cbam3d.attention.registry import attention_names, create_attention
 
 SHAPES = {1: (2, 32, 10), 2: (2, 32, 6, 7), 3: (2, 32, 4, 6, 7)}
 MODULES = {"se": SE, "cbam": CBAM, "bam": BAM}
 
 
+# --- shapes and state_dicts ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("name", list(MODULES))
 def test_output_has_the_input_shape_in_every_dims(name, dims):
@@ -24,25 +27,15 @@ def test_state_dict_keys_are_the_same_in_every_dims(name):
     assert keys[1] == keys[2] == keys[3]
 
 
-def test_only_conv_kernel_shapes_differ_between_dims():
-    shapes = {
-        dims: {k: tuple(v.shape) for k, v in CBAM(32, dims=dims, kernel_size=7).state_dict().items()} for dims in (2, 3)
-    }
-    differing = {k for k in shapes[2] if shapes[2][k] != shapes[3][k]}
-    assert differing == {"spatial_gate.conv.weight"}
-    assert shapes[3]["spatial_gate.conv.weight"] == (1, 2, 7, 7, 7)
+def test_reduction_larger_than_channels_keeps_one_hidden_unit():
+    gate = ChannelGate(8, dims=2, reduction=16)
+    assert gate.mlp[0].out_features == 1
+    assert BAM(8, dims=2).spatial_gate.reduce[0].out_channels == 1
 
 
 def _load_2d_into_framewise_3d(module_2d: nn.Module, module_3d: nn.Module) -> None:
     state = {k: v.unsqueeze(2) if k.endswith("conv.weight") else v for k, v in module_2d.state_dict().items()}
     module_3d.load_state_dict(state, strict=True)
-
-
-def _randomize_bn(module: nn.Module) -> None:
-    for bn in module.modules():
-        if isinstance(bn, nn.modules.batchnorm._BatchNorm):
-            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
-            bn.weight.data.uniform_(0.5, 2), bn.bias.data.uniform_(-1, 1)
 
 
 @pytest.mark.parametrize(
@@ -55,75 +48,16 @@ def _randomize_bn(module: nn.Module) -> None:
     ids=["cbam-1x7x7", "cbam-framewise", "se"],
 )
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_one_frame_clip_in_3d_equals_the_2d_block_on_that_frame(make_2d, make_3d, train):
+def test_one_frame_clip_in_3d_equals_the_2d_block_on_that_frame(make_2d, make_3d, train, randomize):
     torch.manual_seed(0)
-    module_2d, module_3d = make_2d(), make_3d()
-    _randomize_bn(module_2d)
+    module_2d, module_3d = randomize(make_2d()), make_3d()
     _load_2d_into_framewise_3d(module_2d, module_3d)
     module_2d.train(train), module_3d.train(train)
     frame = torch.randn(3, 32, 9, 8)
     torch.testing.assert_close(module_3d(frame.unsqueeze(2)).squeeze(2), module_2d(frame), rtol=1e-5, atol=1e-6)
 
 
-def test_framewise_3d_gate_treats_frames_independently():
-    cbam = CBAM(16, dims=3, spatial_mode="framewise").eval()
-    clip = torch.randn(1, 16, 5, 8, 8)
-    changed = clip.clone()
-    changed[:, :, 4] += 3.0
-    spatial = cbam.spatial_gate
-    torch.testing.assert_close(spatial.attention(clip)[:, :, :4], spatial.attention(changed)[:, :, :4])
-
-
-def test_default_3d_kernel_is_3x7x7_and_2d_is_7x7():
-    assert CBAM(8, dims=3).spatial_gate.kernel_size == (3, 7, 7)
-    assert CBAM(8, dims=2).spatial_gate.kernel_size == (7, 7)
-    assert CBAM(8, dims=3, kernel_size=5).spatial_gate.kernel_size == (5, 5, 5)
-
-
-def test_factorized_gate_applies_a_per_frame_temporal_gate_then_a_framewise_spatial_gate():
-    cbam = CBAM(16, dims=3, spatial_mode="factorized", kernel_size=(3, 5, 5)).eval()
-    gate = cbam.spatial_gate
-    x = torch.randn(2, 16, 4, 6, 6)
-    temporal = gate.temporal.attention(x)
-    assert temporal.shape == (2, 1, 4, 1, 1)
-    assert gate.spatial.kernel_size == (1, 5, 5)
-    expected = (x * temporal) * gate.spatial.attention(x * temporal)
-    torch.testing.assert_close(gate(x), expected)
-    torch.testing.assert_close(x * gate.attention(x), expected)
-
-
-def test_factorized_gate_works_on_a_two_frame_clip():
-    """Deep in a 3D ResNet a 16-frame clip has T=2."""
-    x = torch.randn(2, 64, 2, 7, 7)
-    assert CBAM(64, dims=3, spatial_mode="factorized")(x).shape == x.shape
-
-
-@pytest.mark.parametrize("order", ["channel_spatial", "spatial_channel", "parallel"])
-def test_gate_order_composes_the_gates_as_named(order):
-    cbam = CBAM(16, dims=2, gate_order=order).eval()
-    channel, spatial = cbam.channel_gate, cbam.spatial_gate
-    x = torch.randn(2, 16, 6, 6)
-    expected = {
-        "channel_spatial": lambda: spatial(channel(x)),
-        "spatial_channel": lambda: channel(spatial(x)),
-        "parallel": lambda: x * channel.attention(x) * spatial.attention(x),
-    }[order]()
-    torch.testing.assert_close(cbam(x), expected)
-
-
-def test_gate_orders_give_different_outputs():
-    torch.manual_seed(0)
-    base = CBAM(16, dims=2).eval()
-    _randomize_bn(base)
-    x = torch.randn(2, 16, 6, 6)
-    outputs = []
-    for order in ("channel_spatial", "spatial_channel", "parallel"):
-        cbam = CBAM(16, dims=2, gate_order=order).eval()
-        cbam.load_state_dict(base.state_dict())
-        outputs.append(cbam(x))
-    assert not torch.allclose(outputs[0], outputs[1]) and not torch.allclose(outputs[0], outputs[2])
-
-
+# --- lazy channels ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(MODULES))
 def test_lazy_channels_are_taken_from_the_first_input(name):
     lazy = MODULES[name](dims=3)
@@ -150,12 +84,59 @@ def test_lazy_module_is_built_in_the_inputs_dtype():
     assert lazy.mlp[0].weight.dtype == torch.float64
 
 
-def test_reduction_larger_than_channels_keeps_one_hidden_unit():
-    gate = ChannelGate(8, dims=2, reduction=16)
-    assert gate.mlp[0].out_features == 1
-    assert BAM(8, dims=2).spatial_gate.reduce[0].out_channels == 1
+def test_lazy_module_first_called_after_eval_builds_its_layers_in_eval_mode():
+    """A lazy BAM first called after ``.eval()`` builds its layers in eval mode: its BatchNorms do not update."""
+    bam = BAM(None, dims=3, reduction=4).eval()
+    bam(torch.randn(2, 16, 4, 8, 8))
+    assert all(not module.training for module in bam.modules())
+    norms = [m for m in bam.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before = [norm.running_mean.clone() for norm in norms]
+    bam(torch.randn(2, 16, 4, 8, 8) + 5)
+    assert all(torch.equal(b, norm.running_mean) for b, norm in zip(before, norms))
 
 
+def test_lazy_module_built_in_training_mode_builds_training_layers():
+    bam = BAM(None, dims=2, reduction=4)
+    bam(torch.randn(2, 16, 8, 8))
+    assert all(module.training for module in bam.modules())
+
+
+# --- empty inputs -------------------------------------------------------------------------------------------
+_SPATIAL = {1: (8,), 2: (8, 8), 3: (4, 8, 8)}
+
+
+@pytest.mark.parametrize("name", attention_names())
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("training", [True, False])
+def test_empty_batch_passes_through_forward_and_backward(name, dims, training):
+    """A batch of 0 clips gives an output of the same shape and a backward pass, not a crash."""
+    module = create_attention(name, 16, dims=dims).train(training)
+    x = torch.randn(0, 16, *_SPATIAL[dims], requires_grad=True)
+    out = module(x)
+    out.sum().backward()
+    assert out.shape == x.shape
+    assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "module",
+    [CBAM(16, dims=3, spatial=False), CBAM(16, dims=3, gate_order="parallel"), SE(16, dims=3), CBAM(None, dims=3)],
+    ids=["cbam-channel-only", "cbam-parallel", "se", "cbam-lazy"],
+)
+def test_empty_batch_passes_through_every_variant_and_builds_a_lazy_module(module):
+    """Channel-only and parallel CBAM, SE and a lazy CBAM take an empty batch (the lazy one is built for its
+    channels)."""
+    x = torch.randn(0, 16, 4, 8, 8, requires_grad=True)
+    module(x).sum().backward()
+    assert module.channels == 16
+
+
+def test_clip_of_zero_frames_passes_through():
+    x = torch.randn(2, 16, 0, 8, 8)
+    assert CBAM(16, dims=3)(x).shape == x.shape
+
+
+# --- memory formats, autocast, torch.compile ----------------------------------------------------------------
 @pytest.mark.parametrize("dims, memory_format", [(2, torch.channels_last), (3, torch.channels_last_3d)])
 @pytest.mark.parametrize("name", list(MODULES))
 def test_channels_last_inputs_give_the_same_numbers_and_keep_their_layout(name, dims, memory_format):
@@ -190,14 +171,3 @@ def test_torch_compile_with_inductor_matches_eager():
     x = torch.randn(SHAPES[3], requires_grad=True)
     compiled = torch.compile(module)
     torch.testing.assert_close(compiled(x), module(x), rtol=1e-4, atol=1e-5)
-
-
-def test_create_attention_by_name_and_by_callable():
-    assert isinstance(create_attention("CBAM", 16, 3), CBAM)
-    assert create_attention("bam", 16, 2, combine="product").combine == "product"
-    custom = create_attention(lambda channels, dims: nn.Identity(), 16, 3)
-    assert isinstance(custom, nn.Identity)
-    with pytest.raises(ValueError, match="unknown attention 'gcnet'"):
-        create_attention("gcnet", 16, 3)
-    with pytest.raises(TypeError, match="must return an nn.Module"):
-        create_attention(lambda channels, dims: 3, 16, 3)

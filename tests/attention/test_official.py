@@ -118,20 +118,8 @@ class ReferenceBAM(nn.Module):
         return (1 + torch.sigmoid(channel * spatial)) * x
 
 
-def randomize(module: nn.Module, seed: int = 0) -> None:
-    """Random weights and random BatchNorm statistics, so every parameter and buffer matters."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                tensor.fill_(3)
-            elif name.endswith("running_var"):
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-            else:
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
-
-
-def paired(reference: nn.Module, ours: nn.Module) -> tuple[nn.Module, nn.Module]:
+def paired(reference: nn.Module, ours: nn.Module, randomize) -> tuple[nn.Module, nn.Module]:
+    """The reference block with random weights and statistics, and ours loaded from its official state_dict."""
     randomize(reference)
     ours.load_state_dict(from_official(reference.state_dict()), strict=True)
     return reference, ours
@@ -149,10 +137,11 @@ CBAM_CASES = [
     "case", CBAM_CASES, ids=lambda c: "-".join(c["pool_types"]) + ("-nospatial" if c.get("no_spatial") else "")
 )
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_cbam_2d_matches_official_block_output_and_bn_statistics(case, train):
+def test_cbam_2d_matches_official_block_output_and_bn_statistics(case, train, randomize):
     reference, ours = paired(
         ReferenceCBAM(64, 16, **case),
         CBAM(64, dims=2, pool_types=case["pool_types"], spatial=not case.get("no_spatial", False)),
+        randomize,
     )
     reference.train(train), ours.train(train)
     x = torch.randn(4, 64, 9, 11)
@@ -164,8 +153,8 @@ def test_cbam_2d_matches_official_block_output_and_bn_statistics(case, train):
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_bam_product_2d_matches_released_code(train):
-    reference, ours = paired(ReferenceBAM(64), BAM(64, dims=2, combine="product"))
+def test_bam_product_2d_matches_released_code(train, randomize):
+    reference, ours = paired(ReferenceBAM(64), BAM(64, dims=2, combine="product"), randomize)
     reference.train(train), ours.train(train)
     x = torch.randn(4, 64, 12, 12)  # square: the released code pools with an H x H window
     torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
@@ -174,9 +163,8 @@ def test_bam_product_2d_matches_released_code(train):
         torch.testing.assert_close(ours_state[key], value, rtol=1e-6, atol=1e-6)
 
 
-def test_bam_sum_is_the_papers_formula():
-    bam = BAM(32, dims=2).eval()
-    randomize(bam)
+def test_bam_sum_is_the_papers_formula(randomize):
+    bam = randomize(BAM(32, dims=2)).eval()
     x = torch.randn(2, 32, 10, 7)
     channel, spatial = bam.channel_gate.logits(x), bam.spatial_gate.logits(x)
     torch.testing.assert_close(bam(x), x * (1 + torch.sigmoid(channel + spatial)))
@@ -192,7 +180,6 @@ def test_bam_pools_globally_on_non_square_inputs():
 
 def test_from_official_accepts_dataparallel_checkpoints_and_to_official_inverts_it():
     reference = ReferenceCBAM(32)
-    randomize(reference)
     checkpoint = {"epoch": 90, "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}
     converted = from_official(checkpoint)
     CBAM(32).load_state_dict(converted, strict=True)
