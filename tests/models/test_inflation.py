@@ -11,17 +11,13 @@ from cbam3d import models
 from cbam3d.models.inflation import inflate_tensor
 
 
-def image(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 def frames_of(x2d: torch.Tensor, frames: int) -> torch.Tensor:
     """(N, C, H, W) -> a clip (N, C, frames, H, W) whose frames all equal the image."""
     return x2d.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
 
 
 @pytest.mark.parametrize("depth, attention", [(18, "cbam"), (50, "bam")])
-def test_centre_inflation_reproduces_the_2d_network_on_identical_frames(depth, attention, randomize):
+def test_centre_inflation_reproduces_the_2d_network_on_identical_frames(depth, attention, randomize, random_tensor):
     """'centre' inflation: on a clip of identical frames the 3D network's logits equal the 2D ones.
 
     In float64: in float32 the 2D and 3D convolutions sum in different orders, and through ResNet-50's
@@ -29,7 +25,7 @@ def test_centre_inflation_reproduces_the_2d_network_on_identical_frames(depth, a
     net2d = randomize(models.resnet2d(depth, attention=attention, num_classes=10), seed=depth).double().eval()
     net3d = models.inflate(net2d.state_dict(), models.resnet3d(depth, attention=attention, num_classes=10))
     net3d = net3d.double().eval()
-    x = image(1, 3, 32, 32).double()
+    x = random_tensor(1, 3, 32, 32).double()
     with torch.no_grad():
         torch.testing.assert_close(net3d(frames_of(x, 4)), net2d(x), rtol=1e-9, atol=1e-10)
 
@@ -61,25 +57,25 @@ def test_inflate_copies_every_2d_tensor_into_the_3d_network(mode, randomize):
     assert not torch.equal(net3d.bn1.weight, torch.ones_like(net3d.bn1.weight))  # not the default init
 
 
-def test_centre_inflation_also_holds_with_train_mode_batch_norm(randomize):
+def test_centre_inflation_also_holds_with_train_mode_batch_norm(randomize, random_tensor):
     """Batch statistics of identical frames equal those of the images, so train mode agrees as well.
 
     In float64: batch statistics over two samples amplify float32 rounding in the deepest layers."""
     net2d = randomize(models.resnet2d(18, attention="cbam", num_classes=10), seed=1).double().train()
     net3d = models.resnet3d(18, attention="cbam", num_classes=10).double()
     models.inflate(net2d.state_dict(), net3d).train()
-    x = image(2, 3, 32, 32).double()
+    x = random_tensor(2, 3, 32, 32).double()
     torch.testing.assert_close(net3d(frames_of(x, 3)), net2d(x), rtol=1e-9, atol=1e-9)
 
 
-def test_repeat_inflation_matches_only_where_the_temporal_window_is_inside_the_clip():
+def test_repeat_inflation_matches_only_where_the_temporal_window_is_inside_the_clip(random_tensor):
     """'repeat' (kernel / kt over kt frames) reproduces the 2D conv on identical frames away from the clip
     ends; within kt // 2 frames of an end, zero padding drops taps and scales the response by the
     fraction of taps left (here 2 of 3)."""
     conv2d = nn.Conv2d(3, 4, 3, padding=1, bias=False)
     conv3d = nn.Conv3d(3, 4, 3, padding=1, bias=False)
     models.inflate(conv2d.state_dict(), conv3d, mode="repeat")
-    x = image(1, 3, 8, 8)
+    x = random_tensor(1, 3, 8, 8)
     with torch.no_grad():
         out2d, out3d = conv2d(x), conv3d(frames_of(x, 5))
     for t in (1, 2, 3):
@@ -88,18 +84,18 @@ def test_repeat_inflation_matches_only_where_the_temporal_window_is_inside_the_c
         torch.testing.assert_close(out3d[:, :, t], out2d * 2 / 3)
 
 
-def test_repeat_inflation_does_not_reproduce_a_whole_network_with_temporal_padding(randomize):
+def test_repeat_inflation_does_not_reproduce_a_whole_network_with_temporal_padding(randomize, random_tensor):
     """The edge effect of 'repeat' propagates: end to end the logits differ (documented limitation)."""
     net2d = randomize(models.resnet2d(18, num_classes=10), seed=2).eval()
     net3d = models.inflate(net2d.state_dict(), models.resnet3d(18, num_classes=10), mode="repeat").eval()
-    x = image(1, 3, 32, 32)
+    x = random_tensor(1, 3, 32, 32)
     with torch.no_grad():
         assert not torch.allclose(net3d(frames_of(x, 4)), net2d(x), rtol=1e-3, atol=1e-3)
 
 
-def test_inflate_tensor_centre_and_repeat_preserve_the_temporal_sum():
+def test_inflate_tensor_centre_and_repeat_preserve_the_temporal_sum(random_tensor):
     """Both modes keep sum over time of the 3D kernel equal to the 2D kernel (the response to a constant clip)."""
-    weight = image(4, 3, 3, 3)
+    weight = random_tensor(4, 3, 3, 3)
     for mode in ("centre", "repeat"):
         inflated = inflate_tensor(weight, 5, mode)
         assert inflated.shape == (4, 3, 5, 3, 3)

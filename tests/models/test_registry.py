@@ -73,7 +73,7 @@ def test_a_registered_network_is_built_by_name_with_its_options(registered):
 
 
 def test_model_names_is_a_live_view_of_registrations_and_removals():
-    """MODEL_NAMES bound before a registration (as cbam3d.training.config binds it) sees it, and its removal."""
+    """MODEL_NAMES bound before a registration (as cbam3d.training.settings binds it) sees it, and its removal."""
     from cbam3d.models import MODEL_NAMES
 
     models.register_model("tiny-net")(tiny_net)

@@ -15,17 +15,13 @@ from cbam3d.models.convs import factorised_width
 TV_NAMES = ("r3d_18", "mc3_18", "r2plus1d_18")
 
 
-def clip(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 @pytest.mark.parametrize("name", TV_NAMES)
-def test_torchvision_weights_load_strictly_and_give_identical_logits(name, randomize):
+def test_torchvision_weights_load_strictly_and_give_identical_logits(name, randomize, random_tensor):
     """from_torchvision(tv.state_dict()) loads strictly and reproduces torchvision's logits."""
     reference = randomize(getattr(tv_video, name)(num_classes=7), seed=3).eval()
     ours = getattr(models, name)(num_classes=7).eval()
     ours.load_state_dict(models.from_torchvision(reference.state_dict()), strict=True)
-    x = clip(2, 3, 2, 16, 16)
+    x = random_tensor(2, 3, 2, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-6)
 
@@ -64,22 +60,22 @@ def test_from_torchvision_rejects_other_architectures():
         models.from_torchvision([("stem.0.weight", torch.zeros(1))])
 
 
-def test_resnet3d_with_torchvision_stem_is_r3d_18(randomize):
+def test_resnet3d_with_torchvision_stem_is_r3d_18(randomize, random_tensor):
     """resnet3d(18) with a 3x7x7 stem and no max pool is exactly torchvision's r3d_18 (same tensors, same logits)."""
     reference = randomize(models.r3d_18(), seed=5).eval()
     family = models.resnet3d(18, conv1_t_size=3, no_max_pool=True).eval()
     family.load_state_dict(reference.state_dict(), strict=True)
-    x = clip(1, 3, 2, 16, 16)
+    x = random_tensor(1, 3, 2, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(family(x), reference(x))
 
 
 @pytest.mark.parametrize("builder", [models.resnet3d, models.r2plus1d])
 @pytest.mark.parametrize("depth", [10, 50])
-def test_basic_and_bottleneck_depths_classify_a_tiny_clip(builder, depth):
+def test_basic_and_bottleneck_depths_classify_a_tiny_clip(builder, depth, random_tensor):
     model = builder(depth, num_classes=5, widen_factor=0.25).eval()
     with torch.no_grad():
-        out = model(clip(1, 3, 4, 32, 32))
+        out = model(random_tensor(1, 3, 4, 32, 32))
     assert out.shape == (1, 5) and torch.isfinite(out).all()
 
 
@@ -109,31 +105,31 @@ def test_2plus1d_mid_widths_follow_kenshohara_and_torchvision():
     assert (tv_block.conv1_s.out_channels, tv_block.conv2_s.out_channels) == (230, 230)
 
 
-def test_any_clip_length_and_frame_size_work():
+def test_any_clip_length_and_frame_size_work(random_tensor):
     model = models.r2plus1d(10, num_classes=3, widen_factor=0.25).eval()
     with torch.no_grad():
         for shape in [(1, 3, 1, 24, 40), (1, 3, 7, 33, 33)]:
-            assert model(clip(*shape)).shape == (1, 3)
+            assert model(random_tensor(*shape)).shape == (1, 3)
 
 
-def test_stem_options_change_the_stem_as_documented():
+def test_stem_options_change_the_stem_as_documented(random_tensor):
     model = models.resnet3d(
         10, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True, widen_factor=0.5, n_input_channels=1
     )
     assert model.conv1.kernel_size == (3, 7, 7) and model.conv1.stride == (2, 2, 2) and model.conv1.in_channels == 1
     assert model.maxpool is None
     assert model.fc.in_features == 256 and model.layer1[0].conv1.out_channels == 32
-    assert model.eval()(clip(1, 1, 4, 32, 32)).shape == (1, 400)
+    assert model.eval()(random_tensor(1, 1, 4, 32, 32)).shape == (1, 400)
 
 
-def test_shortcut_a_is_parameter_free_and_zero_pads_channels():
+def test_shortcut_a_is_parameter_free_and_zero_pads_channels(random_tensor):
     model_a, model_b = models.resnet3d(18, shortcut_type="A"), models.resnet3d(18, shortcut_type="B")
     assert isinstance(model_a.layer2[0].downsample, ZeroPadShortcut)
     assert not any("downsample" in name for name, _ in model_a.named_parameters())
     assert models.count_parameters(model_b) - models.count_parameters(model_a) == sum(
         p.numel() for n, p in model_b.named_parameters() if "downsample" in n
     )
-    x = clip(1, 64, 4, 8, 8)
+    x = random_tensor(1, 64, 4, 8, 8)
     out = model_a.layer2[0].downsample(x)
     assert out.shape == (1, 128, 2, 4, 4)
     torch.testing.assert_close(out[:, :64], x[:, :, ::2, ::2, ::2])
@@ -195,11 +191,11 @@ class Zero(nn.Module):
         return torch.zeros_like(x)
 
 
-def test_block_attention_acts_on_the_branch_before_the_residual_add():
+def test_block_attention_acts_on_the_branch_before_the_residual_add(random_tensor):
     """An attention that zeroes its input leaves relu(shortcut(x)): it sits on the branch, before the add."""
     model = models.resnet3d(10, attention=lambda channels, dims: Zero(), widen_factor=0.25).eval()
     for block in (model.layer1[0], model.layer2[0]):
-        x = clip(1, block.conv1.in_channels, 4, 8, 8)
+        x = random_tensor(1, block.conv1.in_channels, 4, 8, 8)
         shortcut = x if block.downsample is None else block.downsample(x)
         with torch.no_grad():
             torch.testing.assert_close(block(x), torch.relu(shortcut))
