@@ -1,13 +1,16 @@
-"""Decoding clips from tiny generated mp4 files: the right frames, shapes, dtype, normalisation, crops, flips,
-and corrupt files skipped with a warning and counted."""
+"""Clips cut from labelled video files (cbam3d.data.dataset): shapes, dtype, normalisation, strided and evenly
+spaced clips, crops, flips, time windows; unreadable files and clips past a video's end skipped with a warning and
+counted (a training item replaced by the next video's), and a training run over unusual files that counts exactly the
+unreadable ones."""
 
+import json
 import warnings
 
-import av
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+
+pytest.importorskip("av")
 
 from cbam3d.data import (
     KINETICS_MEAN,
@@ -15,80 +18,11 @@ from cbam3d.data import (
     VideoClipDataset,
     VideoRecord,
     collate_clips,
+    discover_videos,
     eval_clip_indices,
     read_clip,
-    write_video,
 )
-
-LEVEL_STEP = 3  # frame t of an "indexed" video is uniformly grey at level 20 + 3 t (t < 70)
-
-
-def indexed_video(path, num_frames, height=32, width=48):
-    levels = 20 + LEVEL_STEP * np.arange(num_frames, dtype=np.uint8)
-    frames = np.broadcast_to(levels[:, None, None, None], (num_frames, height, width, 3))
-    return write_video(path, frames, fps=25)
-
-
-def frame_numbers(clip):
-    """Frame index of each frame of a uint8 (T, C, H, W) clip read from an indexed video."""
-    return [int(round((float(frame.float().mean()) - 20) / LEVEL_STEP)) for frame in clip]
-
-
-def half_bright_video(path, num_frames=8, size=32):
-    """Left half white, right half black (a horizontal flip swaps them)."""
-    frames = np.zeros((num_frames, size, size, 3), dtype=np.uint8)
-    frames[:, :, : size // 2] = 255
-    return write_video(path, frames)
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    long_video = indexed_video(folder / "long.mp4", 60)
-    short_video = indexed_video(folder / "short.mp4", 5)
-    gradient = np.broadcast_to(np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :, None], (6, 32, 64, 3))
-    wide = write_video(folder / "wide.mp4", gradient)
-    garbage = folder / "garbage.mp4"
-    garbage.write_bytes(b"this is not a video" * 100)
-    truncated = folder / "truncated.mp4"
-    truncated.write_bytes(long_video.read_bytes()[: long_video.stat().st_size // 2])
-    return {
-        "long": long_video,
-        "short": short_video,
-        "wide": wide,
-        "garbage": garbage,
-        "truncated": truncated,
-        "half": half_bright_video(folder / "half.mp4"),
-    }
-
-
-def test_read_clip_returns_the_requested_frames_in_the_requested_order(videos):
-    indices = [40, 41, 3, 59, 40]  # seeks forward past the start, goes back, repeats
-    clip = read_clip(videos["long"], indices)
-    assert clip.dtype == torch.uint8 and clip.shape == (5, 3, 32, 48)
-    assert frame_numbers(clip) == indices
-
-
-def remux_to_matroska(source, target):
-    """Copy the H.264 stream into an .mkv container, which stores no frame count."""
-    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    return target
-
-
-def test_containers_without_a_frame_count_are_read_through_their_duration(videos, tmp_path):
-    mkv = remux_to_matroska(videos["long"], tmp_path / "long.mkv")
-    dataset = VideoClipDataset([VideoRecord(mkv, 0)], frames=4, sampling_rate=1, size=16, mode="eval")
-    assert dataset.clip_indices_for(0) == [28, 29, 30, 31]  # the centre clip of 60 frames
-    assert frame_numbers(read_clip(mkv, [0, 30, 59])) == [0, 30, 59]
-
-
-def test_read_clip_past_the_last_frame_repeats_the_last_frame(videos):
-    assert frame_numbers(read_clip(videos["short"], [3, 4, 7])) == [3, 4, 4]
+from cbam3d.training.cli import train_main
 
 
 def test_train_items_have_the_documented_shape_dtype_and_keys(videos):
@@ -170,7 +104,7 @@ def test_training_flip_can_be_switched_off_for_direction_sensitive_labels(videos
 @pytest.mark.parametrize("name", ["garbage", "truncated"])
 def test_corrupt_files_are_skipped_with_a_warning_naming_them_and_counted(videos, name):
     """In eval mode (each item belongs to its video) an unreadable file's item is None; train mode replaces it
-    (tests/test_hardening_videos.py)."""
+    (test_a_training_item_of_an_unreadable_video_is_replaced_by_the_next_video)."""
     records = [VideoRecord(videos["long"], 0), VideoRecord(videos[name], 1)]
     dataset = VideoClipDataset(records, frames=2, size=16, mode="eval")
     with pytest.warns(RuntimeWarning, match=f"skipping unreadable video .*{name}.mp4"):
@@ -216,3 +150,55 @@ def test_bad_arguments_are_refused_with_a_clear_message(videos, kwargs, message)
 def test_empty_records_are_refused():
     with pytest.raises(ValueError, match="records is empty"):
         VideoClipDataset([])
+
+
+# --- a Kinetics time range against the video's length ------------------------------------------------------
+@pytest.fixture
+def one_second_video(tmp_path, make_noise_video):
+    """8 frames at 8 fps."""
+    return make_noise_video(tmp_path / "source" / "abc.mp4", frames=8, fps=8)
+
+
+def test_a_clip_whose_time_range_starts_after_the_video_ends_is_skipped_with_a_warning(kinetics_root, one_second_video):
+    """The 1 s video asked for 5-7 s: not the last frame repeated, a warning naming the file."""
+    root = kinetics_root(["walk,abc,5,7,train", "walk,abc,0,1,val"], one_second_video)
+    records = discover_videos(root, "train", annotations=root / "kinetics.csv").records
+    dataset = VideoClipDataset(records, frames=4, sampling_rate=1, size=16, mode="eval")
+    with pytest.warns(RuntimeWarning, match=r"abc\.mp4: the clip's time range starts at 5.0 s, after the video's end"):
+        assert dataset[0] is None
+
+
+def test_a_clip_inside_the_video_loads_without_a_warning(kinetics_root, one_second_video):
+    root = kinetics_root(["walk,abc,0.5,1,train", "walk,abc,0,1,val"], one_second_video)
+    dataset = VideoClipDataset(
+        discover_videos(root, "train", annotations=root / "kinetics.csv").records, frames=4, size=16, mode="eval"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dataset[0]["video"].shape == (3, 4, 16, 16)
+
+
+# --- unusual and unreadable files in training -------------------------------------------------------------
+def test_a_training_item_of_an_unreadable_video_is_replaced_by_the_next_video(unusual_videos):
+    """Batches stay whole: the item is read from the following readable video, warned about and counted."""
+    root, _ = unusual_videos
+    records = [VideoRecord(root / "a" / "zero_bytes.mp4", 0), VideoRecord(root / "b" / "plain0.mp4", 1)]
+    dataset = VideoClipDataset(records, frames=2, sampling_rate=1, size=16)
+    with pytest.warns(RuntimeWarning, match="zero_bytes.mp4"):
+        item = dataset[0]
+    assert item["video_index"] == 1 and item["label"] == 1
+    batch = collate_clips([item, dataset[1]])
+    assert batch["video"].shape[0] == 2
+    assert batch["skipped"] == 1 and batch["unreadable"] == [str(records[0].path)]
+
+
+def test_training_on_unusual_videos_counts_exactly_the_unreadable_ones(unusual_videos, tmp_path, tiny_run):
+    """One epoch at batch size 2: the run finishes, and metrics.json names exactly the unreadable files."""
+    root, unreadable = unusual_videos
+    output = tmp_path / "run"
+    flags = [*tiny_run, "--data", str(root), "--output", str(output), "--epochs", "1", "--batch-size", "2"]
+    with pytest.warns(RuntimeWarning, match="skipping unreadable video"):
+        assert train_main(flags) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert set(metrics["unreadable_videos"]) == unreadable
+    assert metrics["skipped_clips"] >= len(unreadable)

@@ -1,7 +1,9 @@
-"""The built-in demo data set: deterministic, cached atomically, loadable by discover_videos, and its classes
-live in the motion only (a single frame is at chance, while frame differences are not)."""
+"""The built-in demo data sets (standard and hard): deterministic, cached atomically, generated silently unless
+asked, loadable by discover_videos, and their classes live in the motion only (a single frame is at chance, while
+frame differences are not)."""
 
 import filecmp
+import json
 import math
 
 import numpy as np
@@ -112,6 +114,25 @@ def test_a_folder_holding_something_else_is_refused(tmp_path):
         tiny_demo(tmp_path / "demo", seed=1)
 
 
+def test_the_library_generates_the_demo_set_silently_unless_asked(tmp_path, capfd):
+    ensure_demo_dataset(tmp_path / "quiet", train_per_class=1, test_per_class=1)
+    assert capfd.readouterr().err == ""
+    ensure_demo_dataset(tmp_path / "shown", train_per_class=1, test_per_class=1, progress=True)
+    err = capfd.readouterr().err
+    assert str(tmp_path / "shown") in err and "16/16" in err
+
+
+def test_the_hard_demo_set_is_deterministic_and_cached_apart_from_the_standard_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CBAM3D_CACHE", str(tmp_path))
+    a = ensure_demo_dataset(variant="hard", train_per_class=1, test_per_class=1)
+    standard = ensure_demo_dataset(train_per_class=1, test_per_class=1)
+    assert a.name.startswith("demo-hard-") and a != standard
+    b = ensure_demo_dataset(tmp_path / "again", variant="hard", train_per_class=1, test_per_class=1)
+    for video in sorted(a.rglob("*.mp4")):
+        assert video.read_bytes() == (b / video.relative_to(a)).read_bytes()
+    assert json.loads((a / "cbam3d_dataset.json").read_text())["variant"] == "hard"
+
+
 # --- a single frame carries no information about the class ---------------------------------------------------
 
 
@@ -135,6 +156,26 @@ def test_target_position_angle_and_size_are_uniform_in_every_frame_of_every_clas
         assert uniformity_statistic(centre[:, frame, 1], 64) < critical
         assert uniformity_statistic(angle[:, frame], 2 * math.pi) < critical
         assert uniformity_statistic(log_scale[:, frame] - low, high - low) < critical
+
+
+def test_a_hard_clip_shows_several_class_motions_and_its_first_frame_does_not_depend_on_the_class():
+    """Classes whose path draws the same random numbers (moves and turns) render an identical first frame from
+    the same generator state: a frame holds no class, only the motion does. (Grow and shrink draw their phase
+    differently; their per-frame marginals are checked above.)"""
+    digits = np.random.default_rng(0).random((10, 8, 8)).astype(np.float32)
+    clips = {
+        name: demo_module.render_demo_video(name, np.random.default_rng(11), digits, variant="hard")
+        for name in DEMO_CLASSES[:6]
+    }
+    first = clips["move_left"]
+    assert first.shape == (16, 64, 64, 3)
+    for name, clip in clips.items():
+        assert np.array_equal(clip[0], first[0]), name
+        assert name == "move_left" or not np.array_equal(clip, first), name
+    again = demo_module.render_demo_video("move_left", np.random.default_rng(11), digits, variant="hard")
+    assert np.array_equal(again, first)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        demo_module.render_demo_video("grow", np.random.default_rng(0), digits, variant="harder")
 
 
 def decoded_frames(root, split, size=32):
@@ -192,15 +233,6 @@ def frame_differences(videos):
     return videos[:, 2:] - videos[:, :-2]
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Small models train several times faster on one thread than on two contended ones."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def check_single_frame_is_at_chance(root, steps, chance_bound, contrast_bound):
     train, test = decoded_frames(root, "train"), decoded_frames(root, "test")
     one_frame = frame_model_accuracy(train, test, inputs=single_frames, steps=steps)
@@ -212,7 +244,7 @@ def check_single_frame_is_at_chance(root, steps, chance_bound, contrast_bound):
     assert difference > contrast_bound, f"the frame-difference model reached only {difference:.3f}"
 
 
-def test_a_one_frame_model_is_at_chance_but_a_frame_difference_model_is_not(tmp_path, one_torch_thread):
+def test_a_one_frame_model_is_at_chance_but_a_frame_difference_model_is_not(tmp_path):
     """Fast version: 8 x 16 training and 8 x 12 held-out videos, 300 steps per model.
 
     Chance is 1/8; with 96 held-out videos its standard error is 0.034, so 0.25 is 3.7 of them above it
@@ -223,7 +255,7 @@ def test_a_one_frame_model_is_at_chance_but_a_frame_difference_model_is_not(tmp_
 
 
 @pytest.mark.slow
-def test_a_one_frame_model_is_at_chance_on_a_larger_demo_set(tmp_path, one_torch_thread):
+def test_a_one_frame_model_is_at_chance_on_a_larger_demo_set(tmp_path):
     """Slow version: 8 x 60 training and 8 x 30 held-out videos, 1000 steps per model, tighter bounds.
 
     With 240 held-out videos chance's standard error is 0.021: 0.19 is 3 of them above 1/8.

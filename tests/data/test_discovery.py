@@ -1,4 +1,5 @@
-"""discover_videos: every supported layout, its splits, the deterministic held-out part, and clear errors.
+"""discover_videos: the folder, UCF101 and HMDB51 layouts (Kinetics-style CSVs: test_annotations.py), their splits,
+the deterministic held-out part, empty class folders left out, and clear errors.
 
 Discovery reads names only, so the "videos" here are empty files with video extensions.
 """
@@ -11,57 +12,53 @@ import pytest
 from cbam3d.data import DATASET_INFO_FILE, discover_videos
 
 
-def touch(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-    return path
+@pytest.fixture
+def class_folders(touch):
+    """``class_folders(root, {class: count}) -> root``: a folder per class of ``count`` videos."""
 
+    def make(root, counts):
+        for name, count in counts.items():
+            for i in range(count):
+                touch(root / name / f"{name}_{i:02d}.mp4")
+        return root
 
-def make_class_folders(root, counts):
-    for name, count in counts.items():
-        for i in range(count):
-            touch(root / name / f"{name}_{i:02d}.mp4")
-    return root
-
-
-def names(split):
-    return sorted(record.path.name for record in split.records)
+    return make
 
 
 # --- folder per class, no split list -------------------------------------------------------------------------
 
 
-def test_folder_layout_holds_out_a_stratified_fraction_of_every_class(tmp_path):
-    make_class_folders(tmp_path, {"jump": 10, "run": 20, "swim": 5})
+def test_folder_layout_holds_out_a_stratified_fraction_of_every_class(tmp_path, class_folders, video_names):
+    class_folders(tmp_path, {"jump": 10, "run": 20, "swim": 5})
     train = discover_videos(tmp_path, "train", val_fraction=0.2)
     val = discover_videos(tmp_path, "val", val_fraction=0.2)
     assert train.layout == "folder" and train.class_names == ["jump", "run", "swim"]
     assert val.class_counts() == [2, 4, 1]
     assert train.class_counts() == [8, 16, 4]
-    assert not set(names(train)) & set(names(val))
+    assert not set(video_names(train)) & set(video_names(val))
 
 
-def test_folder_layout_validation_split_is_deterministic_and_depends_on_the_seed(tmp_path):
-    make_class_folders(tmp_path, {"a": 30, "b": 30})
-    first = names(discover_videos(tmp_path, "val", seed=0))
-    assert first == names(discover_videos(tmp_path, "val", seed=0))
-    assert first != names(discover_videos(tmp_path, "val", seed=1))
+def test_folder_layout_validation_split_is_deterministic_and_depends_on_the_seed(tmp_path, class_folders, video_names):
+    class_folders(tmp_path, {"a": 30, "b": 30})
+    first = video_names(discover_videos(tmp_path, "val", seed=0))
+    assert first == video_names(discover_videos(tmp_path, "val", seed=0))
+    assert first != video_names(discover_videos(tmp_path, "val", seed=1))
 
 
-def test_adding_a_class_leaves_the_other_classes_split_unchanged(tmp_path):
-    make_class_folders(tmp_path, {"b": 12, "c": 12})
-    before = names(discover_videos(tmp_path, "val"))
-    make_class_folders(tmp_path, {"a": 12})
-    after = [n for n in names(discover_videos(tmp_path, "val")) if not n.startswith("a_")]
+def test_adding_a_class_leaves_the_other_classes_split_unchanged(tmp_path, class_folders, video_names):
+    class_folders(tmp_path, {"b": 12, "c": 12})
+    before = video_names(discover_videos(tmp_path, "val"))
+    class_folders(tmp_path, {"a": 12})
+    after = [n for n in video_names(discover_videos(tmp_path, "val")) if not n.startswith("a_")]
     assert before == after
 
 
-def test_test_split_falls_back_to_val_in_a_two_part_layout(tmp_path):
-    make_class_folders(tmp_path, {"a": 10, "b": 10})
+def test_test_split_falls_back_to_val_in_a_two_part_layout(tmp_path, class_folders):
+    class_folders(tmp_path, {"a": 10, "b": 10})
     assert discover_videos(tmp_path, "test").records == discover_videos(tmp_path, "val").records
 
 
-def test_videos_in_nested_folders_and_upper_case_extensions_are_found_and_other_files_ignored(tmp_path):
+def test_videos_in_nested_folders_and_upper_case_extensions_are_found_and_other_files_ignored(tmp_path, touch):
     touch(tmp_path / "a" / "x" / "clip.AVI")
     touch(tmp_path / "a" / "clip2.mkv")
     touch(tmp_path / "a" / "notes.txt")
@@ -74,22 +71,28 @@ def test_videos_in_nested_folders_and_upper_case_extensions_are_found_and_other_
 # --- UCF101 / HMDB51 split lists -----------------------------------------------------------------------------
 
 
-def make_ucf(root, list_dir="ucfTrainTestlist"):
-    make_class_folders(root, {"ApplyLipstick": 3, "Biking": 3})
-    lists = root / list_dir
-    lists.mkdir()
-    (lists / "classInd.txt").write_text("1 Biking\n2 ApplyLipstick\n")  # deliberately not alphabetical
-    (lists / "trainlist01.txt").write_text(
-        "Biking/Biking_00.mp4 1\nBiking/Biking_01.mp4 1\nApplyLipstick/ApplyLipstick_00.mp4 2\n"
-    )
-    (lists / "testlist01.txt").write_text("Biking/Biking_02.mp4\napplylipstick/ApplyLipstick_01.mp4\n")
-    (lists / "trainlist02.txt").write_text("Biking/Biking_02.mp4 1\n")
-    (lists / "testlist02.txt").write_text("Biking/Biking_00.mp4\n")
-    return root
+@pytest.fixture
+def ucf_layout(class_folders):
+    """``ucf_layout(root, list_dir="ucfTrainTestlist") -> root``: two classes and UCF101 lists of two folds."""
+
+    def make(root, list_dir="ucfTrainTestlist"):
+        class_folders(root, {"ApplyLipstick": 3, "Biking": 3})
+        lists = root / list_dir
+        lists.mkdir()
+        (lists / "classInd.txt").write_text("1 Biking\n2 ApplyLipstick\n")  # deliberately not alphabetical
+        (lists / "trainlist01.txt").write_text(
+            "Biking/Biking_00.mp4 1\nBiking/Biking_01.mp4 1\nApplyLipstick/ApplyLipstick_00.mp4 2\n"
+        )
+        (lists / "testlist01.txt").write_text("Biking/Biking_02.mp4\napplylipstick/ApplyLipstick_01.mp4\n")
+        (lists / "trainlist02.txt").write_text("Biking/Biking_02.mp4 1\n")
+        (lists / "testlist02.txt").write_text("Biking/Biking_00.mp4\n")
+        return root
+
+    return make
 
 
-def test_ucf101_lists_give_train_and_test_with_classind_order(tmp_path):
-    make_ucf(tmp_path)
+def test_ucf101_lists_give_train_and_test_with_classind_order(tmp_path, ucf_layout):
+    ucf_layout(tmp_path)
     train = discover_videos(tmp_path, "train")
     val = discover_videos(tmp_path, "val")
     assert train.layout == "ucf101" and train.class_names == ["Biking", "ApplyLipstick"]
@@ -103,109 +106,71 @@ def test_ucf101_lists_give_train_and_test_with_classind_order(tmp_path):
     assert discover_videos(tmp_path, "test").records == val.records
 
 
-def test_ucf101_fold_selects_the_list_files(tmp_path):
-    make_ucf(tmp_path)
-    assert names(discover_videos(tmp_path, "train", fold=2)) == ["Biking_02.mp4"]
+def test_ucf101_fold_selects_the_list_files(tmp_path, ucf_layout, video_names):
+    ucf_layout(tmp_path)
+    assert video_names(discover_videos(tmp_path, "train", fold=2)) == ["Biking_02.mp4"]
     with pytest.raises(ValueError, match="fold 3"):
         discover_videos(tmp_path, "train", fold=3)
 
 
-def test_split_lists_can_be_given_explicitly(tmp_path):
-    make_ucf(tmp_path, list_dir="elsewhere_x")  # name gives no hint: only found through annotations=
-    assert discover_videos(tmp_path, "train").layout == "folder"
+def test_split_lists_can_be_given_explicitly(tmp_path, ucf_layout):
+    ucf_layout(tmp_path, list_dir="elsewhere_x")  # name gives no hint: only found through annotations=
+    with pytest.warns(RuntimeWarning, match="class folder.* elsewhere_x hold no videos"):
+        assert discover_videos(tmp_path, "train").layout == "folder"
     assert discover_videos(tmp_path, "train", annotations=tmp_path / "elsewhere_x").layout == "ucf101"
 
 
-def test_listed_but_missing_videos_are_left_out_with_one_warning(tmp_path):
-    make_ucf(tmp_path)
+def test_listed_but_missing_videos_are_left_out_with_one_warning(tmp_path, ucf_layout):
+    ucf_layout(tmp_path)
     with (tmp_path / "ucfTrainTestlist" / "trainlist01.txt").open("a") as f:
         f.write("Biking/gone.mp4 1\n")
     with pytest.warns(RuntimeWarning, match="1 of 4 videos listed .* missing"):
         assert len(discover_videos(tmp_path, "train")) == 3
 
 
-def make_hmdb(root):
-    make_class_folders(root, {"brush_hair": 3, "cartwheel": 3})
-    splits = root / "testTrainMulti_7030_splits"
-    splits.mkdir()
-    for name in ("brush_hair", "cartwheel"):
-        (splits / f"{name}_test_split1.txt").write_text(f"{name}_00.mp4 1\n{name}_01.mp4 2\n{name}_02.mp4 0\n")
-        (splits / f"{name}_test_split2.txt").write_text(f"{name}_00.mp4 2\n{name}_01.mp4 1\n{name}_02.mp4 1\n")
-    return root
+@pytest.fixture
+def hmdb_layout(class_folders):
+    """``hmdb_layout(root) -> root``: two classes and HMDB51 split files of two folds."""
+
+    def make(root):
+        class_folders(root, {"brush_hair": 3, "cartwheel": 3})
+        splits = root / "testTrainMulti_7030_splits"
+        splits.mkdir()
+        for name in ("brush_hair", "cartwheel"):
+            (splits / f"{name}_test_split1.txt").write_text(f"{name}_00.mp4 1\n{name}_01.mp4 2\n{name}_02.mp4 0\n")
+            (splits / f"{name}_test_split2.txt").write_text(f"{name}_00.mp4 2\n{name}_01.mp4 1\n{name}_02.mp4 1\n")
+        return root
+
+    return make
 
 
-def test_hmdb51_split_files_tag_train_and_test_and_skip_unused(tmp_path):
-    make_hmdb(tmp_path)
+def test_hmdb51_split_files_tag_train_and_test_and_skip_unused(tmp_path, hmdb_layout, video_names):
+    hmdb_layout(tmp_path)
     train = discover_videos(tmp_path, "train")
     assert train.layout == "hmdb51" and train.class_names == ["brush_hair", "cartwheel"]
-    assert names(train) == ["brush_hair_00.mp4", "cartwheel_00.mp4"]
-    assert names(discover_videos(tmp_path, "test")) == ["brush_hair_01.mp4", "cartwheel_01.mp4"]
+    assert video_names(train) == ["brush_hair_00.mp4", "cartwheel_00.mp4"]
+    assert video_names(discover_videos(tmp_path, "test")) == ["brush_hair_01.mp4", "cartwheel_01.mp4"]
     assert len(discover_videos(tmp_path, "train", fold=2)) == 4
     with pytest.raises(ValueError, match="fold 3"):
         discover_videos(tmp_path, "train", fold=3)
 
 
-# --- Kinetics-style CSV --------------------------------------------------------------------------------------
-
-
-def test_kinetics_csv_finds_trimmed_clips_anywhere_and_untrimmed_videos_with_a_time_window(tmp_path):
-    touch(tmp_path / "train" / "abseiling" / "aaa_000010_000020.mp4")
-    touch(tmp_path / "train" / "juggling" / "bbb_000004_000014.mp4")
-    touch(tmp_path / "raw" / "ccc.mkv")  # an untrimmed download
-    (tmp_path / "train.csv").write_text(
-        "label,youtube_id,time_start,time_end,split,is_cc\n"
-        "abseiling,aaa,10,20,train,0\njuggling,bbb,4,14,train,0\njuggling,ccc,30,40,train,0\n"
-        "abseiling,ddd,0,10,train,0\n"
-    )
-    (tmp_path / "validate.csv").write_text("label,youtube_id,time_start,time_end\nabseiling,aaa,10,20\n")
-    with pytest.warns(RuntimeWarning, match="1 of 4 videos listed in .*train.csv are missing"):
-        train = discover_videos(tmp_path, "train")
-    assert train.layout == "csv" and train.class_names == ["abseiling", "juggling"]
-    by_name = {r.path.name: r for r in train.records}
-    assert by_name["aaa_000010_000020.mp4"].label == 0 and by_name["aaa_000010_000020.mp4"].start_sec is None
-    assert (by_name["ccc.mkv"].label, by_name["ccc.mkv"].start_sec, by_name["ccc.mkv"].end_sec) == (1, 30, 40)
-    assert names(discover_videos(tmp_path, "val")) == ["aaa_000010_000020.mp4"]
-    assert discover_videos(tmp_path, "test").records == discover_videos(tmp_path, "val").records
-
-
-def test_path_label_csv_without_split_gets_a_deterministic_held_out_part(tmp_path):
-    rows = []
-    for label in ("cat", "dog"):
-        for i in range(10):
-            touch(tmp_path / "clips" / f"{label}{i}.mp4")
-            rows.append(f"clips/{label}{i}.mp4,{label}")
-    csv_file = tmp_path / "list.csv"
-    csv_file.write_text("path,label\n" + "\n".join(rows) + "\n")
-    train = discover_videos(tmp_path, "train", annotations=csv_file, val_fraction=0.3)
-    val = discover_videos(tmp_path, "val", annotations=csv_file, val_fraction=0.3)
-    assert val.class_counts() == [3, 3] and train.class_counts() == [7, 7]
-    assert names(val) == names(discover_videos(tmp_path, "val", annotations=csv_file, val_fraction=0.3))
-
-
-def test_csv_paths_may_be_relative_to_the_csv_folder_or_absolute(tmp_path):
-    touch(tmp_path / "lists" / "clips" / "a.mp4")
-    absolute = touch(tmp_path / "elsewhere" / "b.mp4")
-    csv_file = tmp_path / "lists" / "train.csv"
-    csv_file.write_text(f"path,label\nclips/a.mp4,x\n{absolute},y\n")
-    train = discover_videos(tmp_path, "train", annotations=csv_file)  # one video per class: none held out
-    assert sorted(r.path for r in train.records) == [absolute, tmp_path / "lists" / "clips" / "a.mp4"]
-
-
-def test_csv_with_unknown_columns_is_refused_naming_them(tmp_path):
-    touch(tmp_path / "a.mp4")
-    (tmp_path / "train.csv").write_text("filename,category\na.mp4,x\n")
-    with pytest.raises(ValueError, match=r"unknown columns \['filename', 'category'\]"):
-        discover_videos(tmp_path)
-
-
 # --- metadata and errors -------------------------------------------------------------------------------------
 
 
-def test_flip_safe_comes_from_the_dataset_info_file(tmp_path):
-    make_class_folders(tmp_path, {"left": 2, "right": 2})
+def test_flip_safe_comes_from_the_dataset_info_file(tmp_path, class_folders):
+    class_folders(tmp_path, {"left": 2, "right": 2})
     assert discover_videos(tmp_path).flip_safe is True
     (tmp_path / DATASET_INFO_FILE).write_text(json.dumps({"flip_safe": False}))
     assert discover_videos(tmp_path).flip_safe is False
+
+
+def test_an_empty_class_folder_is_left_out_with_a_warning_naming_it(tmp_path, class_folders):
+    class_folders(tmp_path, {"jump": 3, "walk": 3})
+    (tmp_path / "swim").mkdir()
+    with pytest.warns(RuntimeWarning, match="class folder.* swim hold no videos and are left out"):
+        split = discover_videos(tmp_path, "train")
+    assert split.class_names == ["jump", "walk"]
 
 
 def test_missing_root_is_a_clear_error(tmp_path):
@@ -213,34 +178,34 @@ def test_missing_root_is_a_clear_error(tmp_path):
         discover_videos(tmp_path / "nope")
 
 
-def test_root_without_videos_is_a_clear_error(tmp_path):
+def test_root_without_videos_is_a_clear_error(tmp_path, touch):
     touch(tmp_path / "a" / "readme.txt")
     with pytest.raises(ValueError, match="holds no video files"):
         discover_videos(tmp_path)
 
 
-def test_videos_without_class_folders_are_a_clear_error(tmp_path):
+def test_videos_without_class_folders_are_a_clear_error(tmp_path, touch):
     touch(tmp_path / "loose.mp4")
     with pytest.raises(ValueError, match="no class folders"):
         discover_videos(tmp_path)
 
 
 @pytest.mark.parametrize("split", ["validation", "dev", ""])
-def test_unknown_split_is_a_clear_error(tmp_path, split):
-    make_class_folders(tmp_path, {"a": 2})
+def test_unknown_split_is_a_clear_error(tmp_path, split, class_folders):
+    class_folders(tmp_path, {"a": 2})
     with pytest.raises(ValueError, match="split must be one of"):
         discover_videos(tmp_path, split)
 
 
 @pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1])
-def test_val_fraction_outside_0_1_is_refused(tmp_path, fraction):
-    make_class_folders(tmp_path, {"a": 2})
+def test_val_fraction_outside_0_1_is_refused(tmp_path, fraction, class_folders):
+    class_folders(tmp_path, {"a": 2})
     with pytest.raises(ValueError, match="val_fraction"):
         discover_videos(tmp_path, val_fraction=fraction)
 
 
-def test_discovery_of_a_clean_layout_warns_about_nothing(tmp_path):
-    make_ucf(tmp_path)
+def test_discovery_of_a_clean_layout_warns_about_nothing(tmp_path, ucf_layout):
+    ucf_layout(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         discover_videos(tmp_path, "train")
