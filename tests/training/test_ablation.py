@@ -1,20 +1,15 @@
-"""``cbam3d ablate``: a tiny grid trains and writes results.csv/md/png, a second call reuses finished runs, an
-interrupted run resumes or restarts, --report-only rebuilds the report, bad grids get one-line errors; the
-confidence interval's arithmetic; and the hard demo set's determinism and motion-only classes."""
+"""``cbam3d ablate`` (cbam3d.training.ablation): a tiny grid trains and writes results.csv/md/png, a second call reuses
+finished runs, an interrupted run resumes or restarts, --report-only rebuilds the report, bad grids get one-line
+errors, grid files read like the command line; and the confidence interval's arithmetic."""
 
 import csv
 import json
 import math
 import subprocess
 
-import numpy as np
 import pytest
 
-from cbam3d.data import DEMO_CLASSES, ensure_demo_dataset
-from cbam3d.data import demo as demo_module
 from cbam3d.training.ablation import ablate_main, expand_grid, read_grid_file, welch_interval
-from cbam3d.training.cli import train_parser
-from cbam3d.training.settings import TrainConfig, resolve_config
 
 # The grid's own flags are left out: --attention and --seed come from the grid.
 _GRID_OWNED_FLAGS = ("--attention", "--seed")
@@ -188,8 +183,7 @@ def test_welch_interval_matches_a_published_t_table_value():
 
 
 def test_welch_interval_of_a_worked_example_with_unequal_variances():
-    """Variances 4e-4 and 9e-4 over 3 seeds each: df = 3.48, t(0.975, 3.48) = 2.946, so 0.09 ± 0.0613 (the
-    numbers of the earlier Simpson's rule and Newton implementation, to 1e-6)."""
+    """Variances 4e-4 and 9e-4 over 3 seeds each: df = 3.48, t(0.975, 3.48) = 2.946, so 0.09 ± 0.0613 (to 1e-6)."""
     difference, low, high = welch_interval([0.70, 0.74, 0.72], [0.60, 0.66, 0.63])
     assert difference == pytest.approx(0.09)
     assert (low, high) == pytest.approx((0.028671, 0.151329), abs=1e-6)
@@ -198,44 +192,3 @@ def test_welch_interval_of_a_worked_example_with_unequal_variances():
 def test_welch_interval_needs_two_seeds_of_each_and_is_a_point_without_variation():
     assert welch_interval([0.7], [0.60, 0.66, 0.63]) is None
     assert welch_interval([0.5, 0.5], [0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
-
-
-# --- the hard demo set ------------------------------------------------------------------------------------
-
-
-def test_the_hard_demo_set_is_deterministic_and_cached_apart_from_the_standard_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("CBAM3D_CACHE", str(tmp_path))
-    a = ensure_demo_dataset(variant="hard", train_per_class=1, test_per_class=1)
-    standard = ensure_demo_dataset(train_per_class=1, test_per_class=1)
-    assert a.name.startswith("demo-hard-") and a != standard
-    b = ensure_demo_dataset(tmp_path / "again", variant="hard", train_per_class=1, test_per_class=1)
-    for video in sorted(a.rglob("*.mp4")):
-        assert video.read_bytes() == (b / video.relative_to(a)).read_bytes()
-    assert json.loads((a / "cbam3d_dataset.json").read_text())["variant"] == "hard"
-
-
-def test_a_hard_clip_shows_several_class_motions_and_its_first_frame_does_not_depend_on_the_class():
-    """Classes whose path draws the same random numbers (moves and turns) render an identical first frame from
-    the same generator state: a frame holds no class, only the motion does. (Grow and shrink draw their phase
-    differently; their per-frame marginals are checked in test_demo_dataset.py.)"""
-    digits = np.random.default_rng(0).random((10, 8, 8)).astype(np.float32)
-    clips = {
-        name: demo_module.render_demo_video(name, np.random.default_rng(11), digits, variant="hard")
-        for name in DEMO_CLASSES[:6]
-    }
-    first = clips["move_left"]
-    assert first.shape == (16, 64, 64, 3)
-    for name, clip in clips.items():
-        assert np.array_equal(clip[0], first[0]), name
-        assert name == "move_left" or not np.array_equal(clip, first), name
-    again = demo_module.render_demo_video("move_left", np.random.default_rng(11), digits, variant="hard")
-    assert np.array_equal(again, first)
-    with pytest.raises(ValueError, match="variant must be one of"):
-        demo_module.render_demo_video("grow", np.random.default_rng(0), digits, variant="harder")
-
-
-def test_the_train_command_takes_the_hard_demo_with_its_own_budget():
-    hard = resolve_config(TrainConfig.from_arguments(train_parser().parse_args(["--demo", "hard"])))
-    standard = resolve_config(TrainConfig.from_arguments(train_parser().parse_args([])))
-    assert (hard.demo, hard.epochs, hard.demo_videos) == ("hard", 10, 120)
-    assert (standard.demo, standard.epochs) == ("standard", 16)

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from cbam3d.inference.cli import evaluate_main, evaluate_parser, predict_main, predict_parser
-from cbam3d.training.cli import train_main, train_parser
-from cbam3d.training.settings import TrainConfig, resolve_config
+from cbam3d.training.cli import train_main
+from cbam3d.training.settings import resolve_config
 
 
-def test_compile_is_off_unless_asked_for():
+def test_compile_is_off_unless_asked_for(config_from_flags):
     """Without the flag nothing is compiled (training, evaluation and prediction); with it, all three compile."""
-    assert resolve_config(TrainConfig.from_arguments(train_parser().parse_args([]))).compile is False
-    assert TrainConfig.from_arguments(train_parser().parse_args(["--compile"])).compile is True
+    assert resolve_config(config_from_flags()).compile is False
+    assert config_from_flags("--compile").compile is True
     assert evaluate_parser().parse_args(["--checkpoint", "c.ckpt"]).compile is False
     assert evaluate_parser().parse_args(["--checkpoint", "c.ckpt", "--compile"]).compile is True
     assert predict_parser().parse_args(["v.mp4", "--checkpoint", "c.ckpt", "--compile"]).compile is True

@@ -8,13 +8,14 @@ import torch
 L = pytest.importorskip("lightning")
 pytest.importorskip("av")
 
-from cbam3d.training import TrainConfig, train  # noqa: E402
-from cbam3d.training.cli import train_parser  # noqa: E402
+from cbam3d.training import train  # noqa: E402
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_path, make_tiny_dataset, tiny_run):
+def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(
+    tmp_path, make_tiny_dataset, tiny_run, config_from_flags
+):
     seen = {}
 
     class Probe(L.Callback):
@@ -25,9 +26,7 @@ def test_a_gpu_run_trains_in_bf16_with_channels_last_3d_and_cudnn_benchmark(tmp_
             seen["cudnn_benchmark"] = torch.backends.cudnn.benchmark
 
     data = make_tiny_dataset(tmp_path / "data")
-    config = TrainConfig.from_arguments(
-        train_parser().parse_args(["--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *tiny_run])
-    )
+    config = config_from_flags("--data", str(data), "--output", str(tmp_path / "run"), "--epochs", "1", *tiny_run)
     config.callbacks = [Probe()]
     metrics = train(config)
     expected = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
