@@ -49,7 +49,7 @@ class NormThenAttention(nn.Module):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize(("name", "dims"), [(name, 3) for name in sorted(ATTENTIONS)] + [("cbam", 2)])
-def test_fused_passes_gradcheck_in_float64(name, dims, training, randomize):
+def test_attention_after_norm_passes_gradcheck_in_float64(name, dims, training, randomize):
     """The fused BatchNorm + attention has correct gradients for the input and every parameter."""
     block = NormThenAttention(*_norm_and_attention(name, dims, training, randomize, torch.float64))
     names, params = zip(*block.named_parameters())
@@ -85,7 +85,7 @@ def test_fused_matches_unfused_outputs_gradients_and_running_statistics(name, tr
         assert torch.equal(b, b_ref)
 
 
-def test_fused_reports_the_same_maps_to_map_hooks(randomize):
+def test_attention_after_norm_reports_the_unfused_maps_to_map_hooks(randomize):
     """Map hooks of both CBAM gates see the maps the unfused block reports."""
     norm, attention = _norm_and_attention("cbam", 3, True, randomize)
     ref_norm, ref_attention = copy.deepcopy(norm), copy.deepcopy(attention)

@@ -60,7 +60,7 @@ def assert_same_gradients(module, x, expected_module, expected_x):
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("name", list(MODULES))
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_gradcheck_float64(name, dims, train):
+def test_every_module_passes_gradcheck_in_float64_in_every_dims(name, dims, train):
     torch.manual_seed(0)
     module = MODULES[name](8, dims).double().train(train)
     shape = GRADCHECK_SHAPES[dims]
@@ -76,7 +76,7 @@ def test_gradcheck_float64(name, dims, train):
     assert torch.autograd.gradcheck(module, (x,), eps=1e-6, atol=1e-5)
 
 
-def test_gradcheck_factorized_spatio_temporal_gate():
+def test_the_factorized_spatio_temporal_gate_passes_gradcheck():
     torch.manual_seed(0)
     module = CBAM(8, dims=3, reduction=4, kernel_size=3, spatial_mode="factorized").double().eval()
     x = torch.randn(2, 8, 3, 3, 2, dtype=torch.float64, requires_grad=True)

@@ -7,7 +7,7 @@ from cbam3d import BAM, CBAM, SE
 
 
 @pytest.mark.parametrize("module", [CBAM(16, dims=3), BAM(16, dims=3), SE(16, dims=3)], ids=["cbam", "bam", "se"])
-def test_input_with_the_wrong_number_of_dimensions(module):
+def test_an_input_with_the_wrong_number_of_dimensions_is_refused_naming_the_layout(module):
     with pytest.raises(
         ValueError, match=r"dims=3\) expects a 5-D input \(N, C, T, H, W\), got a 4-D tensor of shape \(2, 16, 8, 8\)"
     ):
@@ -15,7 +15,7 @@ def test_input_with_the_wrong_number_of_dimensions(module):
 
 
 @pytest.mark.parametrize("module", [CBAM(16), BAM(16), SE(16)], ids=["cbam", "bam", "se"])
-def test_input_with_other_channels_than_the_module(module):
+def test_an_input_with_other_channels_than_the_module_is_refused(module):
     with pytest.raises(ValueError, match=r"built for 16 channels, got an input with 12 channels"):
         module(torch.randn(2, 12, 8, 8))
 
@@ -26,12 +26,12 @@ def test_error_names_the_module_the_user_called():
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool])
-def test_integer_tensor(dtype):
+def test_an_integer_tensor_is_refused_as_a_type_error(dtype):
     with pytest.raises(TypeError, match=rf"expects a floating-point tensor, got dtype {dtype}"):
         CBAM(16)(torch.ones(2, 16, 8, 8, dtype=dtype))
 
 
-def test_not_a_tensor():
+def test_a_value_that_is_not_a_tensor_is_refused_as_a_type_error():
     with pytest.raises(TypeError, match="expects a torch.Tensor, got list"):
         SE(4, dims=1)([[1.0]])
 
@@ -62,7 +62,7 @@ def test_not_a_tensor():
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
-def test_bad_constructor_arguments(make, error, message):
+def test_bad_constructor_arguments_are_refused_naming_what_was_expected(make, error, message):
     with pytest.raises(error, match=message):
         make()
 

@@ -163,7 +163,9 @@ def test_plain_retrofit_changes_the_function(randomize, random_tensor):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 @pytest.mark.parametrize("attention, count", [("cbam", 16), ("bam", 3)])
-def test_retrofit_pytorchvideo_create_resnet(attention, count, randomize, random_tensor):
+def test_pytorchvideo_resnet_gets_a_module_per_res_block_and_identity_init_keeps_its_outputs(
+    attention, count, randomize, random_tensor
+):
     """pytorchvideo's ResBlocks get one module each (BAM: after stages 1-3); identity_init keeps outputs,
     and the modules then act in the forward pass."""
     model = randomize(pytorchvideo_resnet(), seed=7)
