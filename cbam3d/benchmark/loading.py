@@ -1,133 +1,255 @@
-"""Data-loading throughput: clips per second that one loader process decodes and transforms.
+"""Data-loading throughput (``cbam3d benchmark --data``): the clips per second one DataLoader worker delivers.
 
-Run ``python -m cbam3d.benchmark.loading`` (``--help`` for options). It writes a realistic test video (320x240,
-25 fps, 10 s, H.264 at ffmpeg's default quality, a panning texture with moving shapes and sensor noise) to a
-temporary folder and times :class:`VideoClipDataset` items on it in this process with one torch thread, which
-is what each DataLoader worker does. Multiply by ``num_workers`` (up to the number of free CPU cores) for a
-loader's throughput.
+A run writes a realistic test video to a temporary folder (:class:`GeneratedVideo`: by default 320x240, 25 fps,
+10 s, H.264 at ffmpeg's default quality with a key frame every 250 frames, a panning texture with moving discs
+and sensor noise, so that its bitrate and decoding cost are those of a camera's), or reads the one given, and
+draws clips from each loader case in this process with one torch thread, which is what each DataLoader worker
+does. Multiply by ``num_workers`` (up to the number of free CPU cores) for a loader's throughput.
+
+Each loader is a :class:`LoaderCase` in :data:`LOADER_CASES`: a name, the settings that describe it, and a
+function that turns :class:`LoaderInputs` (the video, a scratch folder for files it prepares, the clip wanted)
+into an endless iterator of clips. A new loader, measured side by side with the others and written as one more
+JSON entry, is one more entry there.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
+import functools
+import itertools
+import math
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cbam3d.data.dataset import VideoClipDataset
-from cbam3d.data.encoding import write_video
-from cbam3d.data.records import VideoRecord
-
-__all__ = ["main", "make_benchmark_video", "measure_throughput"]
-
-
-def make_benchmark_video(
-    path: str | Path, *, seconds: float = 10.0, fps: int = 25, width: int = 320, height: int = 240, seed: int = 0
-) -> Path:
-    """Write a video with camera-like content (so its bitrate and decoding cost are realistic)."""
-    rng = np.random.default_rng(seed)
-    num_frames = int(round(seconds * fps))
-    noise = torch.rand(1, 3, height // 4 + 8, width // 4 + 8, generator=torch.Generator().manual_seed(seed))
-    texture = F.interpolate(noise, scale_factor=4, mode="bicubic")[0]
-    texture = (texture.clamp(0, 1) * 200 + 20).permute(1, 2, 0).numpy()
-    yy, xx = np.mgrid[0:height, 0:width]
-    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for t in range(num_frames):
-        frame = np.roll(texture, (t // 2, t), axis=(0, 1))[:height, :width].copy()
-        for k in range(3):  # a few moving discs
-            cx, cy = (40 + 3 * t * (k + 1)) % width, height / 2 + 60 * np.sin(t / (10 + 5 * k) + k)
-            frame[(xx - cx) ** 2 + (yy - cy) ** 2 < (15 + 5 * k) ** 2] = (255 - 60 * k, 80 * k, 120)
-        frames[t] = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
-    return write_video(path, frames, fps=fps, crf=23, deterministic=False)
+__all__ = [
+    "LOADER_CASES",
+    "ClipSpec",
+    "GeneratedVideo",
+    "LoaderCase",
+    "LoaderInputs",
+    "LoaderResult",
+    "LoadingSettings",
+    "loader_names",
+    "make_benchmark_video",
+    "measure_loader",
+    "run_loading",
+]
 
 
-def measure_throughput(
-    path: str | Path,
-    *,
-    mode: str = "train",
-    frames: int = 16,
-    sampling_rate: int = 2,
-    size: int = 112,
-    clips: int = 40,
-    decode_threads: int = 1,
-) -> dict[str, float]:
-    """Time ``clips`` items of a one-video :class:`VideoClipDataset` (after one warm-up item).
+@dataclass(frozen=True)
+class GeneratedVideo:
+    """The test video a run writes: ``width`` x ``height`` pixels (even), ``seconds`` at ``fps``, H.264 at
+    quality ``crf`` with at most ``keyframe_interval`` frames from one key frame to the next."""
 
-    Returns:
-        ``clips_per_s`` and ``ms_per_clip`` (wall clock), and ``clips_per_cpu_s`` and ``cpu_ms_per_clip`` (this
-        process's CPU time: what one worker achieves on a core of its own, whatever else the machine runs).
-        In eval mode each item is a different clip position.
-    """
-    clips_per_video = 1 if mode == "train" else clips
+    width: int = 320
+    height: int = 240
+    seconds: float = 10.0
+    fps: int = 25
+    keyframe_interval: int = 250
+    crf: int = 23
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """The clips every loader delivers: float (3, ``frames``, ``size``, ``size``), ``sampling_rate`` video frames
+    apart."""
+
+    frames: int = 16
+    sampling_rate: int = 2
+    size: int = 112
+
+
+@dataclass(frozen=True)
+class LoaderInputs:
+    """What a loader case is built from: the ``video`` to read, a ``scratch`` folder for files it prepares
+    (deleted after the run), the ``clip`` wanted, the number of ``clips`` that will be timed (an evaluation
+    loader spreads that many clip positions) and FFmpeg's ``decode_threads`` (0: FFmpeg's choice)."""
+
+    video: Path
+    scratch: Path
+    clip: ClipSpec
+    clips: int
+    decode_threads: int
+
+
+@dataclass(frozen=True)
+class LoaderCase:
+    """One loader measured by ``benchmark --data``: ``name`` labels its row and JSON entry, ``settings`` say what
+    distinguishes it (recorded beside its figures), and ``clips(inputs)`` returns an endless iterator of float
+    (3, T, H, W) clips, None for a clip that could not be decoded. The loader is built and any file it needs is
+    prepared when the first clip is drawn, in the untimed warm-up."""
+
+    name: str
+    settings: Mapping[str, Any]
+    clips: Callable[[LoaderInputs], Iterator[torch.Tensor | None]]
+
+
+def _video_clip_dataset(inputs: LoaderInputs, *, mode: str) -> Iterator[torch.Tensor | None]:
+    """The items of a one-video :class:`~cbam3d.data.VideoClipDataset`, in order, round and round: in train mode
+    each a fresh random clip, in eval mode ``inputs.clips`` evenly spaced clip positions."""
+    # Deferred: cbam3d.data decodes with PyAV (the video extra), which only --data needs; the attention
+    # benchmark runs with torch alone.
+    from cbam3d.data.dataset import VideoClipDataset
+    from cbam3d.data.records import VideoRecord
+
     dataset = VideoClipDataset(
-        [VideoRecord(Path(path), 0)],
-        frames=frames,
-        sampling_rate=sampling_rate,
-        size=size,
+        [VideoRecord(inputs.video, 0)],
+        frames=inputs.clip.frames,
+        sampling_rate=inputs.clip.sampling_rate,
+        size=inputs.clip.size,
         mode=mode,
-        clips_per_video=clips_per_video,
-        decode_threads=decode_threads,
+        clips_per_video=1 if mode == "train" else inputs.clips,
+        decode_threads=inputs.decode_threads,
     )
-    dataset[0]
+    for index in itertools.count():
+        item = dataset[index % len(dataset)]
+        yield None if item is None else item["video"]
+
+
+LOADER_CASES: tuple[LoaderCase, ...] = (
+    LoaderCase(
+        "videoclip-train",
+        {"dataset": "cbam3d.data.VideoClipDataset", "mode": "train", "decoding": "PyAV, seek to the clip"},
+        functools.partial(_video_clip_dataset, mode="train"),
+    ),
+    LoaderCase(
+        "videoclip-eval",
+        {"dataset": "cbam3d.data.VideoClipDataset", "mode": "eval", "decoding": "PyAV, seek to the clip"},
+        functools.partial(_video_clip_dataset, mode="eval"),
+    ),
+)
+
+
+def loader_names() -> list[str]:
+    """The names of :data:`LOADER_CASES`, in order."""
+    return [case.name for case in LOADER_CASES]
+
+
+def make_benchmark_video(path: str | Path, video: GeneratedVideo = GeneratedVideo(), *, seed: int = 0) -> Path:
+    """Write ``video`` to ``path`` (an .mp4 in an existing folder) with camera-like content: a panning texture,
+    three moving discs and sensor noise, so that its bitrate and decoding cost are realistic."""
+    # Deferred: writing H.264 needs PyAV (the video extra), which only --data needs.
+    from cbam3d.data.encoding import write_video
+
+    generator = torch.Generator().manual_seed(seed)
+    height, width = video.height, video.width
+    noise = torch.rand(1, 3, height // 4 + 8, width // 4 + 8, generator=generator)
+    texture = (F.interpolate(noise, scale_factor=4, mode="bicubic")[0].clamp(0, 1) * 200 + 20).permute(1, 2, 0)
+    yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    frames = torch.empty(round(video.seconds * video.fps), height, width, 3, dtype=torch.uint8)
+    for t in range(len(frames)):
+        frame = torch.roll(texture, (t // 2, t), dims=(0, 1))[:height, :width].clone()
+        for k in range(3):
+            cx, cy = (40 + 3 * t * (k + 1)) % width, height / 2 + 60 * math.sin(t / (10 + 5 * k) + k)
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (15 + 5 * k) ** 2
+            frame[disc] = torch.tensor([255.0 - 60 * k, 80.0 * k, 120.0])
+        frames[t] = (frame + 3 * torch.randn(frame.shape, generator=generator)).clamp(0, 255).to(torch.uint8)
+    return write_video(
+        path,
+        frames.numpy(),
+        fps=video.fps,
+        crf=video.crf,
+        deterministic=False,
+        keyframe_interval=video.keyframe_interval,
+    )
+
+
+@dataclass
+class LoaderResult:
+    """The figures of one loader case: clips per second and milliseconds per clip by the wall clock, and per
+    second and per clip of this process's CPU time (what one worker achieves on a core of its own, whatever
+    else the machine runs); ``settings``: the case's, the clip's and the threads'."""
+
+    loader: str
+    settings: dict[str, Any]
+    clips_per_s: float
+    ms_per_clip: float
+    clips_per_cpu_s: float
+    cpu_ms_per_clip: float
+
+
+def _checked(clip: torch.Tensor | None, case: LoaderCase, inputs: LoaderInputs) -> None:
+    if clip is None:
+        raise ValueError(f"{case.name} could not decode a clip of {inputs.video}")
+    expected = (3, inputs.clip.frames, inputs.clip.size, inputs.clip.size)
+    if tuple(clip.shape) != expected:
+        raise RuntimeError(f"{case.name} delivered a clip of shape {tuple(clip.shape)}, expected {expected}")
+
+
+def measure_loader(case: LoaderCase, inputs: LoaderInputs) -> LoaderResult:
+    """Time ``inputs.clips`` clips of ``case`` after one untimed warm-up clip, in this process (the same random
+    clip positions on every run)."""
+    torch.manual_seed(0)
+    clips = case.clips(inputs)
+    _checked(next(clips), case, inputs)
     start, start_cpu = time.perf_counter(), time.process_time()
-    for i in range(clips):
-        item = dataset[i % len(dataset)]
-        if item is None or item["video"].shape != (3, frames, size, size):
-            raise RuntimeError(f"could not load clips of {path}")
+    for _ in range(inputs.clips):
+        _checked(next(clips), case, inputs)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
-    return {
-        "clips_per_s": clips / seconds,
-        "ms_per_clip": 1000 * seconds / clips,
-        "clips_per_cpu_s": clips / cpu_seconds,
-        "cpu_ms_per_clip": 1000 * cpu_seconds / clips,
-    }
+    return LoaderResult(
+        case.name,
+        {**case.settings, **asdict(inputs.clip), "decode_threads": inputs.decode_threads, "torch_threads": 1},
+        clips_per_s=inputs.clips / seconds,
+        ms_per_clip=1000 * seconds / inputs.clips,
+        clips_per_cpu_s=inputs.clips / cpu_seconds,
+        cpu_ms_per_clip=1000 * cpu_seconds / inputs.clips,
+    )
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--video", type=Path, help="time this video instead of a generated 320x240 25 fps 10 s one")
-    parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    parser.add_argument("--sampling-rate", type=int, default=2, help="step between clip frames (default 2)")
-    parser.add_argument("--size", type=int, default=112, help="output height and width (default 112)")
-    parser.add_argument("--clips", type=int, default=40, help="clips timed per mode (default 40)")
-    parser.add_argument("--decode-threads", type=int, default=1, help="FFmpeg threads (default 1, as in a worker)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # what DataLoader does in each worker process
-    with tempfile.TemporaryDirectory() as folder:
-        video = args.video or make_benchmark_video(Path(folder) / "benchmark.mp4")
-        results = {
-            mode: measure_throughput(
-                video,
-                mode=mode,
-                frames=args.frames,
-                sampling_rate=args.sampling_rate,
-                size=args.size,
-                clips=args.clips,
-                decode_threads=args.decode_threads,
-            )
-            for mode in ("train", "eval")
-        }
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print(
-            f"{args.frames}x{args.size}x{args.size} clips, sampling rate {args.sampling_rate}, one process, "
-            f"1 torch thread, {args.decode_threads} decoding thread(s):"
-        )
-        for mode, result in results.items():
-            print(
-                f"  {mode:5s}: {result['clips_per_s']:6.1f} clips/s wall clock "
-                f"({result['ms_per_clip']:.1f} ms per clip), "
-                f"{result['clips_per_cpu_s']:6.1f} clips per CPU second ({result['cpu_ms_per_clip']:.1f} ms)"
-            )
+@dataclass
+class LoadingSettings:
+    """What one ``benchmark --data`` run measures: the ``loaders`` (names of :data:`LOADER_CASES`) on
+    ``video``, or on a ``generated`` one when it is None, ``clips`` timed clips each."""
+
+    video: Path | None = None
+    generated: GeneratedVideo = field(default_factory=GeneratedVideo)
+    clip: ClipSpec = field(default_factory=ClipSpec)
+    clips: int = 40
+    decode_threads: int = 1
+    loaders: list[str] = field(default_factory=loader_names)
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread, as DataLoader gives each worker process, restoring the count after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_loading(
+    settings: LoadingSettings, on_measured: Callable[[LoaderResult], None] = lambda result: None
+) -> list[LoaderResult]:
+    """Measure every loader of ``settings`` in turn; ``on_measured`` gets each result as it comes.
+
+    Raises:
+        ValueError: ``settings.video`` cannot be decoded, or a loader refuses the clip settings.
+    """
+    # Deferred: as in _video_clip_dataset.
+    from cbam3d.data.decoding import decode_error
+
+    unknown = sorted(set(settings.loaders) - set(loader_names()))
+    if unknown:
+        raise ValueError(f"unknown loaders {unknown}; expected some of {loader_names()}")
+    with tempfile.TemporaryDirectory(prefix="cbam3d-loading-") as scratch, _one_torch_thread():
+        video = settings.video or make_benchmark_video(Path(scratch) / "benchmark.mp4", settings.generated)
+        problem = decode_error(video)
+        if problem:
+            raise ValueError(problem)
+        inputs = LoaderInputs(Path(video), Path(scratch), settings.clip, settings.clips, settings.decode_threads)
+        results = []
+        for case in LOADER_CASES:
+            if case.name in settings.loaders:
+                results.append(measure_loader(case, inputs))
+                on_measured(results[-1])
     return results
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """The comparison users make: the blocks a user would pick instead of cbam3d's.
 
-Measured by ``benchmark --peers`` (:mod:`cbam3d.benchmark.cli`, which also times whole training steps), in the
-same run and with the same measuring code (interleaved repeats, medians, saved tensors counted by storage):
+Measured by ``benchmark --peers`` (:func:`cbam3d.benchmark.runs.run_peers`, which also times whole training
+steps), in the same run and with the same measuring code (:mod:`cbam3d.benchmark.measure`):
 
 - 3D, one input: CBAM against the hand-written block, eager and under ``torch.compile``; SE against the
   hand-written SE (eager and compiled), MONAI's ``ChannelSELayer`` and fvcore's ``SqueezeExcitation``;
@@ -24,6 +24,11 @@ from torch import nn
 from cbam3d.attention.cbam import CBAM
 from cbam3d.attention.channel import SE
 from cbam3d.attention.eca import ECA
+
+from .measure import Variant, compiled
+from .reference import naive_like
+
+__all__ = ["Peer", "PeerCase", "is_installed", "peer_cases", "peer_variants"]
 
 REDUCTION = 16
 
@@ -126,3 +131,20 @@ def peer_cases(shape_3d: Sequence[int], shape_2d: Sequence[int], kernel_size: in
             baseline="timm EcaModule",
         ),
     ]
+
+
+def peer_variants(case: PeerCase, *, compile_blocks: bool, note: Callable[[str], None]) -> list[Variant]:
+    """The variants of ``case``: the hand-written block (eager, and compiled with ``compile_blocks``) where the
+    case has one, each installed peer, then cbam3d's block; ``note`` hears of each peer left out."""
+    variants = []
+    if case.hand_written:
+        variants.append(Variant("naive", lambda: naive_like(case.ours)))
+        if compile_blocks:
+            variants.append(Variant("naive compiled", compiled(lambda: naive_like(case.ours))))
+    for peer in case.peers:
+        if is_installed(peer.package):
+            variants.append(Variant(peer.name, lambda peer=peer: peer.make(case.shape[1])))
+        else:
+            note(f"{case.label}: {peer.name} skipped ({peer.package} is not installed)")
+    variants.append(Variant("cbam3d", lambda: case.ours))
+    return variants

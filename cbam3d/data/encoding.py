@@ -43,7 +43,13 @@ def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
 
 
 def write_video(
-    path: str | Path, frames: np.ndarray, *, fps: int = 25, crf: int = 18, deterministic: bool = True
+    path: str | Path,
+    frames: np.ndarray,
+    *,
+    fps: int = 25,
+    crf: int = 18,
+    deterministic: bool = True,
+    keyframe_interval: int | None = None,
 ) -> Path:
     """Encode ``frames`` as an H.264 / yuv420p mp4 file.
 
@@ -55,6 +61,8 @@ def write_video(
         deterministic: the same frames always give the same bytes. x264's SIMD code was seen to give run-to-run
             differences (PyAV 18 wheels), so this runs x264 single-threaded without SIMD (about 2x slower to
             encode; decoding is unaffected). The RGB -> YUV conversion is ours for the same reason.
+        keyframe_interval: at most this many frames from one key frame to the next (the GOP size; seeking to a
+            clip decodes from the key frame before it); None leaves the encoder's default (libx264: 250).
     """
     frames = np.ascontiguousarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -64,6 +72,8 @@ def write_video(
         raise ValueError("frames must hold at least one frame")
     if height % 2 or width % 2:
         raise ValueError(f"yuv420p needs even frame sizes, got {height}x{width} (H x W)")
+    if keyframe_interval is not None and keyframe_interval < 1:
+        raise ValueError(f"keyframe_interval must be at least 1 frame, got {keyframe_interval}")
     path = Path(path)
     codec = _pick_h264_encoder()
     with av.open(str(path), mode="w", format="mp4") as container:
@@ -74,6 +84,8 @@ def write_video(
             stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
             if deterministic:
                 stream.options = {**stream.options, "x264-params": "asm=0"}
+        if keyframe_interval is not None:
+            stream.codec_context.gop_size = keyframe_interval
         for index, planes in enumerate(rgb_to_yuv420p(frames)):
             frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
             frame.pts = index

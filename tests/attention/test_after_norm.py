@@ -14,7 +14,7 @@ from torch import nn
 from cbam3d import CBAM, SE
 from cbam3d.attention.after_norm import attend_after_norm
 from cbam3d.attention.registry import create_attention
-from cbam3d.benchmark.cli import saved_bytes
+from cbam3d.benchmark.measure import saved_bytes
 from cbam3d.models import add_attention, create_model
 from cbam3d.models.blocks import BasicBlock
 from cbam3d.models.convs import conv3x3x3

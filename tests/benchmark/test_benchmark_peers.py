@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 
 from cbam3d.attention.registry import attention_names
-from cbam3d.benchmark import cli as benchmark
-from cbam3d.benchmark.cli import PRESETS, peer_table, run_peers
+from cbam3d.benchmark import peers
 from cbam3d.benchmark.peers import peer_cases
+from cbam3d.benchmark.reports import peer_table
+from cbam3d.benchmark.runs import PRESETS, run_peers
 from cbam3d.models import count_parameters
 
 TINY = replace(
@@ -41,7 +42,7 @@ def test_peers_and_training_steps_are_measured_with_missing_peers_noted(monkeypa
     step of the network plain and with every attention, with ratios against the plain network."""
     pytest.importorskip("monai")
     pytest.importorskip("timm")
-    monkeypatch.setattr(benchmark, "is_installed", lambda package: package != "fvcore")
+    monkeypatch.setattr(peers, "is_installed", lambda package: package != "fvcore")
     notes = []
     results = run_peers(TINY, notes.append)
     variants = {(r.case, r.variant) for r in results}

@@ -8,7 +8,11 @@ import torch
 from torch import nn
 
 from cbam3d import BAM, CBAM, SE
-from cbam3d.benchmark.cli import NaiveCBAM, benchmark_main, block_shape, naive_like, saved_bytes
+from cbam3d.benchmark.blocks import block_shape
+from cbam3d.benchmark.cli import benchmark_main
+from cbam3d.benchmark.measure import Timing, saved_bytes
+from cbam3d.benchmark.networks import model_results
+from cbam3d.benchmark.reference import NaiveCBAM, naive_like
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -97,10 +101,7 @@ def test_script_writes_the_markdown_table_and_json(tmp_path):
 def test_network_cases_put_cbam3d_cbam_below_the_hand_written_one_in_memory():
     """The network rows build the plain, cbam3d and hand-written variants side by side; on a tiny clip
     the hand-written CBAM keeps more for backward than cbam3d's (it also keeps x * Mc)."""
-    from cbam3d.benchmark.cli import model_results
-
-    results = model_results(
-        "resnet3d-10", ["cbam"], (2, 3, 4, 32, 32), torch.device("cpu"), repeats=0, warmup=0, kernel_size=3
-    )
+    timing = Timing(torch.device("cpu"), repeats=0, warmup=0)
+    results = model_results("resnet3d-10", attention=["cbam"], clip=(2, 3, 4, 32, 32), timing=timing, kernel_size=3)
     saved = {r.variant: r.ratios["vs_plain:saved"] for r in results}
     assert saved["plain"] == 1.0 < saved["cbam"] < saved["naive-cbam"]
