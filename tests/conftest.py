@@ -1,8 +1,12 @@
-"""Shared test settings and fixtures: ``randomize`` and the tiny training run (``make_tiny_dataset``, ``tiny_run``)."""
+"""Settings and fixtures that several test folders share: ``randomize``, the tiny training run's flags
+(``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``, ``usage_error`` and ``load_script``. Fixtures that one
+folder uses live in that folder's conftest.py."""
 
-import json
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -57,34 +61,7 @@ def randomize() -> Callable[..., nn.Module]:
     return randomize_
 
 
-# --- the tiny training run: two classes told apart by the direction of motion only ---------------------
-TINY_CLASSES = ("move_left", "move_right")
-TINY_VIDEOS_PER_CLASS = 6
-
-
-def moving_square(direction: int, rng: np.random.Generator, frames: int = 8, size: int = 32) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames of a 6-pixel square moving 2 px per frame left (-1) or right (+1)."""
-    video = rng.integers(0, 40, size=(frames, size, size, 3), dtype=np.uint8)
-    x, y = rng.integers(0, size), rng.integers(4, size - 10)
-    for t in range(frames):
-        left = (x + 2 * direction * t) % (size - 6)
-        video[t, y : y + 6, left : left + 6] = 230
-    return video
-
-
-def _make_tiny_dataset(root: Path) -> Path:
-    """A folder per class, no split lists (so a seeded held-out validation part), not flip-safe."""
-    # PyAV is needed only by the tests that train; the others run without it.
-    write_video = pytest.importorskip("cbam3d.data.encoding").write_video
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(TINY_CLASSES):
-        (root / name).mkdir(parents=True)
-        for index in range(TINY_VIDEOS_PER_CLASS):
-            write_video(root / name / f"{name}_{index}.mp4", moving_square(2 * label - 1, rng), fps=8)
-    (root / "cbam3d_dataset.json").write_text(json.dumps({"flip_safe": False}))
-    return root
-
-
+# --- the tiny training run --------------------------------------------------------------------------------
 _TINY_RUN = (
     "--model",
     "resnet3d-10",
@@ -122,24 +99,13 @@ _TINY_RUN = (
 
 
 @pytest.fixture(scope="session")
-def make_tiny_dataset() -> Callable[[Path], Path]:
-    """``make_tiny_dataset(root) -> root``: 6 videos per class of :data:`TINY_CLASSES`, 32x32, 8 frames."""
-    return _make_tiny_dataset
-
-
-@pytest.fixture(scope="session")
-def tiny_classes() -> tuple[str, ...]:
-    """The class names of :func:`make_tiny_dataset`'s videos."""
-    return TINY_CLASSES
-
-
-@pytest.fixture(scope="session")
 def tiny_run() -> list[str]:
-    """The training flags of a run that takes seconds on a CPU (a 1/8-wide resnet3d-10 with CBAM)."""
+    """The training flags of a run that takes seconds on a CPU (a 1/8-wide resnet3d-10 with CBAM, 4-frame 32x32
+    clips, one worker thread); the data set and ``--epochs`` are the caller's."""
     return list(_TINY_RUN)
 
 
-# --- a tiny training checkpoint, saved directly (no training): for export and prediction tests -----------
+# --- a tiny training checkpoint, saved directly (no training): for the tests that read one ----------------
 TINY_CHECKPOINT_CLASSES = ("clap", "jump", "run", "wave")
 
 
@@ -210,3 +176,19 @@ def usage_error(capsys) -> Callable[..., str]:
     """``usage_error(main, argv) -> line``: runs a command's ``main(argv)``, checks that it exits with status 2
     and no traceback, and returns the last line it wrote to stderr (the one-line message)."""
     return lambda main, argv: _usage_error_line(main, argv, capsys)
+
+
+def _load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while a class is created
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[Path], ModuleType]:
+    """``load_script(path) -> module``: a script of scripts/ or an example of docs/examples/, imported as a module
+    (its ``main`` and helpers callable in-process)."""
+    return _load_script

@@ -1,5 +1,6 @@
-"""cbam3d.attention.hooks.capture_attention: which maps it records and their shapes, that they are the factors the gates
-multiply by, that the model computes exactly the same with and without it, and that its hooks go away."""
+"""Attention maps: the map hooks of the modules (``register_map_hook``) and cbam3d.attention.hooks.capture_attention
+built on them: which maps are recorded and their shapes, that they are the factors the gates multiply by, that the
+model computes exactly the same with and without the capture, and that its hooks go away."""
 
 from collections import OrderedDict
 
@@ -95,6 +96,33 @@ def test_an_attention_module_of_a_users_class_is_classified_by_the_shape_of_its_
     with capture_attention(model) as maps:
         model(_clip(T, H, W))
     assert _shapes(maps) == {"attention": {"spatial": (N, 1, T, H, W), "temporal": (N, 1, T, 1, 1)}}
+
+
+def test_cbam_map_hooks_report_the_channel_and_spatial_maps_the_output_is_made_of():
+    cbam = CBAM(16, dims=3).eval()
+    x = torch.randn(2, 16, 3, 5, 6)
+    seen = {}
+    cbam.channel_gate.register_map_hook(lambda m, a: seen.__setitem__("channel", a))
+    cbam.spatial_gate.register_map_hook(lambda m, a: seen.__setitem__("spatial", a))
+    out = cbam(x)
+    channel = cbam.channel_gate.attention(x)
+    spatial = cbam.spatial_gate.attention(x * channel)
+    torch.testing.assert_close(seen["channel"], channel)
+    torch.testing.assert_close(seen["spatial"], spatial)
+    torch.testing.assert_close(out, x * channel * spatial)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: SE(16, dims=3, reduction=4), lambda: BAM(16, dims=3, reduction=4, dilation=1)], ids=["se", "bam"]
+)
+def test_se_and_bam_map_hooks_report_once_per_call_the_factor_the_output_is_made_of(make):
+    module = make().eval()
+    x = torch.randn(2, 16, 3, 5, 6)
+    seen = []
+    module.register_map_hook(lambda m, a: seen.append(a))
+    out = module(x)
+    assert len(seen) == 1
+    torch.testing.assert_close(out, x * seen[0])
 
 
 def _features_and_output(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,8 @@ pytest.importorskip("monai")
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "volume_segmentation.py"
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("volume_segmentation", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class is created
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_volume_segmentation_example_loss_falls_and_dice_rises_with_and_without_cbam(capsys):
-    results = load_example().main(["--size", "16", "--steps", "100", "--width", "8", "--volumes", "8"])
+def test_volume_segmentation_example_loss_falls_and_dice_rises_with_and_without_cbam(load_script, capsys):
+    results = load_script(EXAMPLE).main(["--size", "16", "--steps", "100", "--width", "8", "--volumes", "8"])
     assert set(results) == {"plain", "cbam"}
     for result in results.values():
         assert result.last_loss < 0.8 * result.first_loss
@@ -31,7 +20,7 @@ def test_volume_segmentation_example_loss_falls_and_dice_rises_with_and_without_
     assert "Dice after" in capsys.readouterr().out
 
 
-def test_volume_segmentation_example_rejects_a_bad_size(capsys):
+def test_volume_segmentation_example_rejects_a_bad_size(load_script, capsys):
     with pytest.raises(SystemExit):
-        load_example().parse_args(["--size", "18"])
+        load_script(EXAMPLE).parse_args(["--size", "18"])
     assert "--size must be a multiple of 4" in capsys.readouterr().err

@@ -89,18 +89,13 @@ def test_an_export_above_the_tolerance_fails_with_one_line_and_leaves_nothing(
         (["--format", "tflite", "--output", "model.onnx"], "invalid choice: 'tflite'"),
     ],
 )
-def test_bad_export_options_are_one_line_usage_errors(argv, message, tiny_checkpoint, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        export_main(["--checkpoint", str(tiny_checkpoint), *argv])
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+def test_bad_export_options_are_one_line_usage_errors(argv, message, tiny_checkpoint, usage_error):
+    assert message in usage_error(export_main, ["--checkpoint", str(tiny_checkpoint), *argv])
 
 
-def test_a_missing_checkpoint_is_a_usage_error_naming_it(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        export_main(["--checkpoint", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "m.onnx")])
-    assert exit_info.value.code == 2
-    assert "none.ckpt: no such file" in capsys.readouterr().err
+def test_a_missing_checkpoint_is_a_usage_error_naming_it(tmp_path, usage_error):
+    argv = ["--checkpoint", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "m.onnx")]
+    assert "none.ckpt: no such file" in usage_error(export_main, argv)
 
 
 def test_an_export_without_its_json_is_refused_with_one_line(exported, tmp_path):
@@ -113,17 +108,17 @@ def test_an_export_without_its_json_is_refused_with_one_line(exported, tmp_path)
 
 @pytest.mark.parametrize("exported", ["onnx"], indirect=True)
 def test_predict_on_an_onnx_export_without_onnxruntime_names_the_extra(
-    exported, make_noise_video, tmp_path, monkeypatch, capsys
+    exported, make_noise_video, tmp_path, monkeypatch, usage_error
 ):
     _, path = exported
     find_spec = export_module.importlib.util.find_spec
     monkeypatch.setattr(
         export_module.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else find_spec(name)
     )
-    with pytest.raises(SystemExit) as exit_info:
-        predict_main([str(make_noise_video(tmp_path / "clip.mp4", frames=12)), "--checkpoint", str(path)])
-    assert exit_info.value.code == 2
-    assert "needs onnxruntime: pip install 'cbam3d[export]'" in capsys.readouterr().err.strip().splitlines()[-1]
+    line = usage_error(
+        predict_main, [str(make_noise_video(tmp_path / "clip.mp4", frames=12)), "--checkpoint", str(path)]
+    )
+    assert "needs onnxruntime: pip install 'cbam3d[export]'" in line
 
 
 def test_sliding_windows_on_the_export_match_the_checkpoint(exported, tiny_checkpoint, make_noise_video, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "model_table.py"
 
 
 @pytest.fixture(scope="module")
-def model_table():
+def model_table(load_script):
     """The script, imported as a module."""
-    spec = importlib.util.spec_from_file_location("model_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.mark.parametrize("name", ["r3d_18", "mc3_18", "r2plus1d_18"])

@@ -15,12 +15,8 @@ from cbam3d.training.settings import TrainConfig, resolve_config
 from cbam3d.utils.errors import UsageError
 
 
-def parsed(*argv: str) -> TrainConfig:
-    return TrainConfig.from_arguments(train_parser().parse_args(list(argv)))
-
-
-def test_no_flags_means_every_setting_is_not_given():
-    config = parsed()
+def test_no_flags_means_every_setting_is_not_given(config_from_flags):
+    config = config_from_flags()
     assert all(getattr(config, f.name) is None for f in fields(TrainConfig) if "setting" in f.metadata)
 
 
@@ -52,8 +48,22 @@ def test_every_setting_has_a_flag_and_the_programmatic_fields_have_none():
         (["--data", "videos"], "data", Path("videos")),
     ],
 )
-def test_each_kind_of_flag_gives_the_setting_its_value(argv, name, value):
-    assert getattr(parsed(*argv), name) == value
+def test_each_kind_of_flag_gives_the_setting_its_value(argv, name, value, config_from_flags):
+    assert getattr(config_from_flags(*argv), name) == value
+
+
+def test_no_data_means_the_demo_defaults_and_given_values_win():
+    demo = resolve_config(TrainConfig())
+    assert demo.attention == "cbam" and demo.data is None and demo.horizontal_flip is None
+    assert demo.size < 112 and demo.model == "resnet3d-10"
+    given = resolve_config(TrainConfig(size=40, attention="none"))
+    assert given.size == 40 and given.attention == "none"
+
+
+def test_a_data_set_gets_the_general_defaults(tmp_path):
+    config = resolve_config(TrainConfig(data=tmp_path))
+    assert (config.frames, config.size, config.model, config.optimizer) == (16, 112, "resnet3d-18", "sgd")
+    assert config.lr == 0.05 and config.weight_decay == 1e-4
 
 
 def test_defaults_by_data_demo_set_and_optimizer(tmp_path):
@@ -70,6 +80,19 @@ def test_resolving_leaves_the_declared_defaults_unchanged():
     first = resolve_config(TrainConfig())
     first.model_options["widen_factor"] = 4.0
     assert resolve_config(TrainConfig()).model_options["widen_factor"] == 0.25
+
+
+def test_the_train_command_takes_the_hard_demo_with_its_own_budget(config_from_flags):
+    hard = resolve_config(config_from_flags("--demo", "hard"))
+    standard = resolve_config(config_from_flags())
+    assert (hard.demo, hard.epochs, hard.demo_videos) == ("hard", 10, 120)
+    assert (standard.demo, standard.epochs) == ("standard", 16)
+
+
+def test_a_resumed_run_keeps_its_own_settings_unless_given_again(tmp_path):
+    stored = resolve_config(TrainConfig(data=tmp_path, size=64, epochs=7)).to_dict()
+    resumed = resolve_config(TrainConfig(epochs=9), resumed=stored)
+    assert resumed.data == tmp_path and resumed.size == 64 and resumed.epochs == 9
 
 
 def test_a_resumed_run_keeps_its_recipe_but_not_its_hardware(tmp_path):
@@ -91,6 +114,15 @@ def test_help_shows_general_demo_and_hard_demo_defaults():
 @pytest.mark.parametrize(
     "change, message",
     [
+        (dict(epochs=0), "--epochs"),
+        (dict(batch_size=-2), "--batch-size"),
+        (dict(lr=0.0), "--lr"),
+        (dict(label_smoothing=1.0), "--label-smoothing"),
+        (dict(attention="gcnet"), "--attention"),
+        (dict(model="resnet3d-11"), "resnet3d-18"),
+        (dict(data=Path("/no/such/folder")), "no such directory"),
+        (dict(pretrained=Path("/no/such.pth")), "--pretrained"),
+        (dict(optimizer="lamb"), "--optimizer"),
         (dict(warmup_epochs=float("nan")), "--warmup-epochs must be a finite number, got nan"),
         (dict(label_smoothing=-0.1), "--label-smoothing must be in [0, 1), got -0.1"),
         (dict(train_scale=(1.2, 1.1)), "--train-scale must be two numbers 1 <= LOW <= HIGH, got 1.2 1.1"),
@@ -100,7 +132,7 @@ def test_help_shows_general_demo_and_hard_demo_defaults():
         (dict(threads=0), "--threads must be a positive integer, got 0"),
     ],
 )
-def test_checks_name_the_flag(change, message):
+def test_bad_settings_are_refused_naming_the_flag(change, message):
     with pytest.raises(UsageError) as error:
         resolve_config(TrainConfig(**change))
     assert message in str(error.value)

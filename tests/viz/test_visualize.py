@@ -1,10 +1,8 @@
-"""cbam3d.viz and scripts/visualize.py: the clip it reads from any video, the upsampling and overlay of the maps,
-and the files it writes (valid GIF / MP4 / PNG with the expected frame counts and sizes)."""
+"""cbam3d.viz, ``cbam3d visualize`` and scripts/visualize.py: the clip it reads from any video, the upsampling and
+overlay of the maps, the files it writes (valid GIF / MP4 / PNG with the expected frame counts and sizes), and bad
+options refused before any work."""
 
-import importlib.util
 import json
-import subprocess
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -16,10 +14,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cbam3d import BAM, CBAM, SE, models
+from cbam3d import BAM, CBAM, SE
 from cbam3d.attention.hooks import capture_attention
 from cbam3d.data import eval_clip_indices, write_video
-from cbam3d.inference.checkpoint import ClipSpec, ModelSpec, make_info
+from cbam3d.inference.checkpoint import ClipSpec
 from cbam3d.viz import (
     attention_layers,
     clip_indices,
@@ -31,6 +29,7 @@ from cbam3d.viz import (
     visualize_video,
     write_animation,
 )
+from cbam3d.viz.cli import main as visualize_main
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "visualize.py"
 CLASSES = ["left", "right", "still"]
@@ -222,38 +221,14 @@ def test_a_network_with_channel_attention_only_has_nothing_to_draw(landscape_vid
         visualize_video(model, landscape_video, tmp_path, CLIP)
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("visualize_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A checkpoint as scripts/train.py writes it, of a small resnet3d-10 with CBAM."""
-    spec = ModelSpec("resnet3d-10", "cbam", {"reduction": 4}, {"widen_factor": 0.125})
-    torch.manual_seed(0)
-    model = models.create_model(
-        spec.name,
-        num_classes=len(CLASSES),
-        attention=spec.attention,
-        attention_kwargs=spec.attention_kwargs,
-        **spec.options,
-    )
-    state = {f"model.{key}": value for key, value in model.state_dict().items()}
-    path = tmp_path_factory.mktemp("run") / "last.ckpt"
-    torch.save({"state_dict": state, "cbam3d": make_info(CLASSES, spec, CLIP, {}, [])}, path)
-    return path
-
-
-def test_script_writes_an_mp4_and_pngs_from_a_training_checkpoint(checkpoint, landscape_video, tmp_path, capsys):
-    script = _load_script()
-    status = script.main(
+def test_script_writes_an_mp4_and_pngs_from_a_training_checkpoint(
+    tiny_checkpoint, landscape_video, load_script, tmp_path, capsys
+):
+    status = load_script(SCRIPT).main(
         [
             str(landscape_video),
             "--checkpoint",
-            str(checkpoint),
+            str(tiny_checkpoint),
             "--output",
             str(tmp_path),
             "--format",
@@ -279,22 +254,13 @@ def test_script_writes_an_mp4_and_pngs_from_a_training_checkpoint(checkpoint, la
     assert summary["frame_indices"] == eval_clip_indices(14, CLIP.frames, CLIP.sampling_rate, num_clips=1)[0]
 
 
-def test_script_reports_a_missing_checkpoint_as_a_usage_error(landscape_video, tmp_path, capsys):
-    status = _load_script().main(
+def test_script_reports_a_missing_checkpoint_as_a_usage_error(landscape_video, load_script, tmp_path, capsys):
+    status = load_script(SCRIPT).main(
         [str(landscape_video), "--checkpoint", str(tmp_path / "none.ckpt"), "--output", str(tmp_path)]
     )
     assert status == 2
     assert "none.ckpt" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-
-
-def test_import_cbam3d_imports_neither_the_viz_package_nor_matplotlib():
-    code = (
-        "import sys, cbam3d, cbam3d.attention.hooks; "
-        "print([m for m in ('cbam3d.viz', 'matplotlib', 'av') if m in sys.modules])"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -311,3 +277,11 @@ def test_import_cbam3d_imports_neither_the_viz_package_nor_matplotlib():
 def test_bad_drawing_options_are_refused_before_any_work(option, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         visualize_video(_tiny_network(), tmp_path / "not-read.mp4", tmp_path, CLIP, **option)
+
+
+def test_an_output_naming_a_file_is_refused_in_one_line(tiny_checkpoint, landscape_video, tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    argv = [str(landscape_video), "--checkpoint", str(tiny_checkpoint), "--output", str(tmp_path / "taken")]
+    assert visualize_main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert "Traceback" not in error and len(error.splitlines()) == 1 and "is a file, not a folder" in error

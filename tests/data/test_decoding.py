@@ -1,0 +1,93 @@
+"""Reading the frames of a clip with PyAV (cbam3d.data.decoding): the requested frames in the requested order, in
+containers with and without a frame count, variable frame rates, late first frames, and unusual but valid
+codecs, pixel formats and sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+
+from cbam3d.data import VideoClipDataset, VideoRecord, read_clip  # noqa: E402
+from cbam3d.data.decoding import VideoReader  # noqa: E402
+
+
+def test_read_clip_returns_the_requested_frames_in_the_requested_order(videos, frame_numbers):
+    indices = [40, 41, 3, 59, 40]  # seeks forward past the start, goes back, repeats
+    clip = read_clip(videos["long"], indices)
+    assert clip.dtype == torch.uint8 and clip.shape == (5, 3, 32, 48)
+    assert frame_numbers(clip) == indices
+
+
+def remux_to_matroska(source, target):
+    """Copy the H.264 stream into an .mkv container, which stores no frame count."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    return target
+
+
+def test_containers_without_a_frame_count_are_read_through_their_duration(videos, frame_numbers, tmp_path):
+    mkv = remux_to_matroska(videos["long"], tmp_path / "long.mkv")
+    dataset = VideoClipDataset([VideoRecord(mkv, 0)], frames=4, sampling_rate=1, size=16, mode="eval")
+    assert dataset.clip_indices_for(0) == [28, 29, 30, 31]  # the centre clip of 60 frames
+    assert frame_numbers(read_clip(mkv, [0, 30, 59])) == [0, 30, 59]
+
+
+def test_read_clip_past_the_last_frame_repeats_the_last_frame(videos, frame_numbers):
+    assert frame_numbers(read_clip(videos["short"], [3, 4, 7])) == [3, 4, 4]
+
+
+def grey_levels(clip: torch.Tensor) -> list[int]:
+    """The grey level of each frame of a (T, C, H, W) clip, rounded to the nearest multiple of 30, over 30."""
+    return [round(level / 30) for level in clip.float().mean(dim=(1, 2, 3)).tolist()]
+
+
+@pytest.mark.parametrize("container,suffix", [("mp4", "mp4"), ("matroska", "mkv")])
+def test_variable_frame_rate_videos_decode_each_index_to_the_frame_nearest_its_time(
+    tmp_path, encode_video, vfr_times_ms, container, suffix
+):
+    """Index i is the frame shown nearest to i / fps: any window decodes, in time order, first frame first."""
+    path = encode_video(
+        tmp_path / f"vfr.{suffix}", container=container, codec="libx264", pix_fmt="yuv420p", times_ms=vfr_times_ms
+    )
+    with VideoReader(path) as reader:
+        fps, count = reader.info.fps, reader.info.num_frames
+    everything = grey_levels(read_clip(path, list(range(count))))
+    assert everything[0] == 0 and everything == sorted(everything)
+    times = np.array(vfr_times_ms) / 1000
+    assert everything == [int(np.abs(times - i / fps).argmin()) for i in range(count)]
+    for start in range(count):  # windows that start anywhere, seeking first
+        assert grey_levels(read_clip(path, list(range(start, count)))) == everything[start:]
+
+
+@pytest.mark.parametrize(
+    "container, suffix, codec",
+    [
+        ("mp4", "mp4", "libx264"),
+        ("matroska", "mkv", "libx264"),
+        ("webm", "webm", "libvpx-vp9"),
+        ("mpegts", "mts", "libx264"),
+    ],
+)
+def test_a_video_whose_first_frame_is_shown_after_one_second_has_its_own_frame_count(
+    tmp_path, encode_video, container, suffix, codec
+):
+    """matroska and webm state the end of their timeline, not their length: 8 frames, not 16 with the last
+    one repeated."""
+    times = tuple(1000 + 125 * k for k in range(8))
+    path = encode_video(
+        tmp_path / f"late.{suffix}", container=container, codec=codec, pix_fmt="yuv420p", times_ms=times
+    )
+    with VideoReader(path) as reader:
+        assert reader.info.num_frames == 8
+    assert grey_levels(read_clip(path, list(range(8)))) == list(range(8))
+
+
+def test_each_unusual_but_valid_video_gives_a_full_rgb_clip(readable_unusual_video):
+    """10-bit, VP9, MJPEG, grey, odd-sized, variable-rate and one-frame files all give (T, 3, H, W) clips."""
+    clip = read_clip(readable_unusual_video, [0, 2, 4, 6])
+    assert clip.shape[:2] == (4, 3) and clip.dtype == torch.uint8
