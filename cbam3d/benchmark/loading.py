@@ -14,7 +14,6 @@ JSON entry, is one more entry there.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import math
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from cbam3d.utils.threads import torch_threads
 
 __all__ = [
     "LOADER_CASES",
@@ -216,17 +217,6 @@ class LoadingSettings:
     loaders: list[str] = field(default_factory=loader_names)
 
 
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread, as DataLoader gives each worker process, restoring the count after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def run_loading(
     settings: LoadingSettings, on_measured: Callable[[LoaderResult], None] = lambda result: None
 ) -> list[LoaderResult]:
@@ -241,7 +231,8 @@ def run_loading(
     unknown = sorted(set(settings.loaders) - set(loader_names()))
     if unknown:
         raise ValueError(f"unknown loaders {unknown}; expected some of {loader_names()}")
-    with tempfile.TemporaryDirectory(prefix="cbam3d-loading-") as scratch, _one_torch_thread():
+    # One torch thread, as DataLoader gives each worker process.
+    with tempfile.TemporaryDirectory(prefix="cbam3d-loading-") as scratch, torch_threads(1):
         video = settings.video or make_benchmark_video(Path(scratch) / "benchmark.mp4", settings.generated)
         problem = decode_error(video)
         if problem:

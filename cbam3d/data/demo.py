@@ -39,14 +39,14 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from cbam3d.utils.threads import torch_threads
 
 from .discovery import DATASET_INFO_FILE
 from .encoding import write_video
@@ -199,21 +199,11 @@ def render_demo_video(
     return canvas.round().clamp_(0, 255).to(torch.uint8).numpy()
 
 
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Rendering is many tiny tensor operations: extra threads only add synchronisation (10x slower on a busy CPU)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _write_dataset(
     folder: Path, seed: int, train_per_class: int, test_per_class: int, *, variant: str, progress: bool
 ) -> None:
-    with _one_torch_thread():
+    # Rendering is many tiny tensor operations: extra threads only add synchronisation (10x slower on a busy CPU).
+    with torch_threads(1):
         _write_videos_and_lists(folder, seed, train_per_class, test_per_class, variant=variant, progress=progress)
     info = _dataset_info(seed, train_per_class, test_per_class, variant)
     (folder / DATASET_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")  # written last: marks completion
