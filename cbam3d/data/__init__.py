@@ -22,16 +22,27 @@ from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
 from .encoding import write_video
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
-from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_transform
+from .transforms import (
+    AUGMENTATIONS,
+    KINETICS_MEAN,
+    KINETICS_STD,
+    NO_AUGMENTATION,
+    ClipAugmentation,
+    eval_transform,
+    train_transform,
+)
 
 __all__ = [
+    "AUGMENTATIONS",
     "DATASET_INFO_FILE",
     "DEMO_CLASSES",
     "DEMO_VARIANTS",
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "NO_AUGMENTATION",
     "SPLITS",
     "VIDEO_EXTENSIONS",
+    "ClipAugmentation",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoInfo",

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, default_collate
 from .decoding import VideoDecodeError, VideoInfo, VideoReader
 from .records import VideoRecord
 from .sampling import eval_clip_indices, train_clip_indices
-from .transforms import eval_transform, train_transform
+from .transforms import NO_AUGMENTATION, ClipAugmentation, eval_transform, train_transform
 
 __all__ = ["VideoClipDataset", "collate_clips"]
 
@@ -60,6 +60,7 @@ class VideoClipDataset(Dataset):
             or, in eval mode with several crops, a sequence of ``crops_per_clip`` such callables.
         flip: train mode's horizontal flip; pass ``split.flip_safe`` (False for the demo set).
         train_scale: train mode's short-side resize range as multiples of ``size`` (see :func:`train_transform`).
+        augmentation: train mode's RandAugment / TrivialAugment and random erasing (see :class:`ClipAugmentation`).
         eval_resize: eval mode's short side before cropping (see :func:`eval_transform`); ``size`` when None.
         decode_threads: FFmpeg threads per file; keep 1 with DataLoader workers.
     """
@@ -77,6 +78,7 @@ class VideoClipDataset(Dataset):
         transform: Transform | Sequence[Transform] | None = None,
         flip: bool = True,
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+        augmentation: ClipAugmentation = NO_AUGMENTATION,
         eval_resize: int | None = None,
         decode_threads: int = 1,
     ) -> None:
@@ -102,6 +104,7 @@ class VideoClipDataset(Dataset):
         self.frames, self.sampling_rate, self.size, self.mode = frames, sampling_rate, size, mode
         self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
         self.decode_threads = decode_threads
+        self.augmentation = augmentation
         self.transforms = self._build_transforms(transform, flip, train_scale, eval_resize)
         self.skipped = 0
         self._reported: set[str] = set()
@@ -116,7 +119,7 @@ class VideoClipDataset(Dataset):
     ) -> list[Transform]:
         if transform is None:
             if self.mode == "train":
-                return [train_transform(self.size, flip=flip, scale=train_scale)]
+                return [train_transform(self.size, flip=flip, scale=train_scale, augmentation=self.augmentation)]
             return [
                 eval_transform(self.size, crop_position=p, resize=eval_resize)
                 for p in _crop_positions(self.crops_per_clip)

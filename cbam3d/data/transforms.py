@@ -1,20 +1,26 @@
 """Clip transforms on ``torchvision.transforms.v2``: uint8 frames (T, C, H, W) in, normalised float (C, T, H, W) out.
 
-Every random choice (resize scale, crop position, flip) is drawn once per call, so all frames of a clip get
-the same geometry.
+Every random choice (resize scale, crop position, flip, the RandAugment / TrivialAugment operation and its
+magnitude, the erased box) is drawn once per call, so all frames of a clip are transformed alike: the frames are
+wrapped as one ``tv_tensors.Video``, which v2 transforms treat as a single image with leading dimensions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 __all__ = [
+    "AUGMENTATIONS",
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "NO_AUGMENTATION",
+    "ClipAugmentation",
     "ShortSideCrop",
     "ToNormalizedCTHW",
     "eval_transform",
@@ -24,6 +30,58 @@ __all__ = [
 #: Per-channel (RGB) mean and std of Kinetics-400 frames scaled to [0, 1], as used by torchvision's video models.
 KINETICS_MEAN: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
 KINETICS_STD: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
+
+
+#: ``ClipAugmentation.policy``'s choices: none, or a ``torchvision.transforms.v2`` automatic augmentation policy.
+AUGMENTATIONS: tuple[str, ...] = ("none", "randaugment", "trivialaugment")
+#: RandAugment's magnitude bins (torchvision's default): ``magnitude`` runs from 0 to 30.
+MAGNITUDE_BINS = 31
+
+
+@dataclass(frozen=True)
+class ClipAugmentation:
+    """The training augmentations beyond scale jitter, crop and flip; the default adds none.
+
+    Attributes:
+        policy: ``"randaugment"`` (two random operations at ``magnitude``), ``"trivialaugment"`` (one random
+            operation at a random magnitude: TrivialAugmentWide) or ``"none"``; on the uint8 frames after the crop.
+        magnitude: RandAugment's magnitude, 0 to 30 (``MAGNITUDE_BINS - 1``).
+        random_erase: probability of erasing one random box (the same in every frame) of the normalised clip,
+            filled with 0, the mean colour.
+    """
+
+    policy: str = "none"
+    magnitude: int = 9
+    random_erase: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.policy not in AUGMENTATIONS:
+            raise ValueError(f"policy must be one of {', '.join(AUGMENTATIONS)}, got {self.policy!r}")
+        if isinstance(self.magnitude, bool) or not isinstance(self.magnitude, int):
+            raise TypeError(f"magnitude must be an int, got {self.magnitude!r}")
+        if not 0 <= self.magnitude < MAGNITUDE_BINS:
+            raise ValueError(f"magnitude must be in [0, {MAGNITUDE_BINS - 1}], got {self.magnitude}")
+        if not 0.0 <= self.random_erase <= 1.0:
+            raise ValueError(f"random_erase must be a probability in [0, 1], got {self.random_erase}")
+
+    def policy_transform(self) -> torch.nn.Module | None:
+        """The automatic augmentation on uint8 frames, or None for ``"none"``."""
+        if self.policy == "randaugment":
+            return v2.RandAugment(magnitude=self.magnitude, num_magnitude_bins=MAGNITUDE_BINS)
+        if self.policy == "trivialaugment":
+            return v2.TrivialAugmentWide()
+        return None
+
+
+#: The default of every ``augmentation`` argument: no augmentation beyond scale jitter, crop and flip.
+NO_AUGMENTATION = ClipAugmentation()
+
+
+class AsVideo(torch.nn.Module):
+    """Wraps uint8 frames (T, C, H, W) as one ``tv_tensors.Video``, so that v2 transforms draw once per clip."""
+
+    def forward(self, frames: torch.Tensor) -> tv_tensors.Video:
+        return tv_tensors.Video(frames)
 
 
 def _check_size(size: int) -> None:
@@ -84,8 +142,10 @@ def train_transform(
     scale: tuple[float, float] = (8 / 7, 10 / 7),
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
+    augmentation: ClipAugmentation = NO_AUGMENTATION,
 ) -> v2.Compose:
-    """Training augmentation: random short-side resize, random ``size`` crop, optional horizontal flip, normalise.
+    """Training augmentation: random short-side resize, random ``size`` crop, optional horizontal flip, the
+    ``augmentation`` policy, normalise, optional random erasing; one draw of each for the whole clip.
 
     Args:
         size: output height and width.
@@ -95,6 +155,7 @@ def train_transform(
             cropping (default 128..160 for size 112, as in the C3D / R(2+1)D recipes). ``(1, 1)`` keeps the
             whole short side.
         mean, std: per-channel normalisation.
+        augmentation: RandAugment / TrivialAugment and random erasing (see :class:`ClipAugmentation`).
     """
     _check_size(size)
     low, high = scale
@@ -104,7 +165,13 @@ def train_transform(
     steps: list[torch.nn.Module] = [v2.RandomShortestSize(min_size=short_sides, antialias=True), v2.RandomCrop(size)]
     if flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
+    policy = augmentation.policy_transform()
+    if policy is not None:
+        steps = [AsVideo(), *steps, policy]
     steps.append(ToNormalizedCTHW(mean, std))
+    if augmentation.random_erase > 0:
+        # on the (C, T, H, W) clip: the box lies in the last two dimensions, so it runs through every frame
+        steps.append(v2.RandomErasing(p=augmentation.random_erase, value=0))
     return v2.Compose(steps)
 
 

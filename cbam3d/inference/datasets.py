@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from cbam3d.data import VideoClipDataset, VideoSplit, discover_videos
+from cbam3d.data import NO_AUGMENTATION, ClipAugmentation, VideoClipDataset, VideoSplit, discover_videos
 from cbam3d.utils.errors import UsageError
 
 __all__ = ["checkpoint_eval_dataset", "discover_split", "eval_resize_for", "make_clip_dataset"]
@@ -38,14 +38,15 @@ def make_clip_dataset(
     crops_per_clip: int = 1,
     horizontal_flip: bool = False,
     train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+    augmentation: ClipAugmentation = NO_AUGMENTATION,
     eval_resize: int | None = None,
 ) -> Dataset:
     """A ``cbam3d.data.VideoClipDataset`` of (C, T, H, W) clips.
 
     "train" mode: random clips, short side resized to a random length in ``size * train_scale``, random
-    ``size`` crop, horizontal flip if ``horizontal_flip``. "eval" mode: ``clips_per_video`` evenly spaced clips,
-    short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along the long side
-    (1: centre; 3: both ends and the centre).
+    ``size`` crop, horizontal flip if ``horizontal_flip``, then ``augmentation``. "eval" mode: ``clips_per_video``
+    evenly spaced clips, short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along
+    the long side (1: centre; 3: both ends and the centre).
     """
 
     if mode == "train":
@@ -58,6 +59,7 @@ def make_clip_dataset(
             clips_per_video=clips_per_video,
             flip=horizontal_flip,
             train_scale=train_scale,
+            augmentation=augmentation,
         )
     return VideoClipDataset(
         records,
