@@ -31,7 +31,9 @@ __all__ = [
     "literal_or_text",
     "positive",
     "positive_integer",
+    "probability",
     "setting",
+    "zero_or_positive_integer",
 ]
 
 
@@ -75,6 +77,16 @@ def positive(value: Any) -> str | None:
 
 def at_least_zero(value: Any) -> str | None:
     return None if value >= 0 else f"must be 0 or more, got {value}"
+
+
+def probability(value: Any) -> str | None:
+    return None if 0.0 <= value <= 1.0 else f"must be a probability in [0, 1], got {value}"
+
+
+def zero_or_positive_integer(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"must be 0 (off) or a positive integer, got {value!r}"
+    return None
 
 
 def existing_folder(path: Path) -> str | None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["EpochSeededSampler", "SeededItems"]
+__all__ = ["ClassBalancedSampler", "EpochSeededSampler", "SeededItems"]
 
 
 class EpochSeededSampler(Sampler):
@@ -74,3 +74,53 @@ class SeededItems(Dataset):
             torch.manual_seed(item_seed)
             return self.dataset[index]
         return self.dataset[key]
+
+
+class ClassBalancedSampler(Sampler):
+    """An epoch of ``(index, item_seed)`` keys in which every class is drawn equally often, also per DDP rank.
+
+    The epoch is made of rounds; a round holds ``world_size`` items of each class, as one block per class, the
+    classes in a random order. Lightning shards a sampler's keys across ranks with a stride of the world size
+    (rank r takes keys r, r + W, ...; it does not reshuffle a custom sampler), so every rank gets one item of
+    each class per round. Each class's videos are drawn in a shuffled order, reshuffled whenever they run out:
+    the videos of small classes repeat within an epoch, those of large classes are not all seen every epoch.
+    The epoch has about as many keys as videos (rounded up to whole rounds); the order, the videos and the item
+    seeds are fixed by (seed, epoch), as with :class:`EpochSeededSampler`.
+
+    Args:
+        labels: each item's class index.
+        seed: the run's seed.
+        epoch: returns the current epoch when an epoch's order is drawn.
+        world_size: returns the number of DDP processes (1 without DDP).
+    """
+
+    def __init__(
+        self, labels: list[int], *, seed: int, epoch: Callable[[], int], world_size: Callable[[], int]
+    ) -> None:
+        if not labels:
+            raise ValueError("labels is empty: no items to sample")
+        self.members: dict[int, list[int]] = {}
+        for index, label in enumerate(labels):
+            self.members.setdefault(int(label), []).append(index)
+        self.num_items, self.seed, self.epoch, self.world_size = len(labels), seed, epoch, world_size
+
+    def _rounds(self) -> int:
+        return -(-self.num_items // (len(self.members) * self.world_size()))
+
+    def __len__(self) -> int:
+        return self._rounds() * len(self.members) * self.world_size()
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(self.epoch()), 1]))
+        world, classes = self.world_size(), sorted(self.members)
+        queues: dict[int, list[int]] = {label: [] for label in classes}
+
+        def draw(label: int) -> int:
+            if not queues[label]:
+                queues[label] = rng.permutation(self.members[label]).tolist()
+            return queues[label].pop()
+
+        for _ in range(self._rounds()):
+            for label in rng.permutation(classes).tolist():
+                for _ in range(world):
+                    yield draw(label), int(rng.integers(0, 2**32))

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from cbam3d.attention.registry import attention_names
-from cbam3d.data import DEMO_VARIANTS
+from cbam3d.data import AUGMENTATIONS, DEMO_VARIANTS
+from cbam3d.data.transforms import MAGNITUDE_BINS
 from cbam3d.models import MODEL_NAMES
 from cbam3d.utils.atomic import check_output_folder
 from cbam3d.utils.errors import UsageError
@@ -54,7 +55,9 @@ from .declaration import (
     finite,
     positive,
     positive_integer,
+    probability,
     setting,
+    zero_or_positive_integer,
 )
 
 __all__ = [
@@ -93,6 +96,11 @@ def _writable_folder(path: Path) -> str | None:
 
 def _fraction(value: float) -> str | None:
     return None if 0.0 <= value < 1.0 else f"must be in [0, 1), got {value}"
+
+
+def _magnitude_range(value: Any) -> str | None:
+    within = not isinstance(value, bool) and isinstance(value, int) and 0 <= value < MAGNITUDE_BINS
+    return None if within else f"must be an integer from 0 to {MAGNITUDE_BINS - 1}, got {value!r}"
 
 
 def _scale_range(scale: tuple[float, float]) -> str | None:
@@ -277,6 +285,61 @@ class TrainConfig:
         checks=(positive_integer,),
     )
     seed: int | None = setting("optimisation", "seed of every random choice", general=0, checks=(_seed_range,))
+    # the training recipe: augmentation and regularisation (docs/training.md, "Training recipes")
+    augment: str | None = setting(
+        "recipe",
+        "automatic augmentation of training clips after the crop: RandAugment (two operations at "
+        "--augment-magnitude) or TrivialAugmentWide (one at a random magnitude); one draw per clip, for all frames",
+        general="none",
+        choices=AUGMENTATIONS,
+    )
+    augment_magnitude: int | None = setting(
+        "recipe", "RandAugment's magnitude (0 to 30)", general=9, metavar="M", checks=(_magnitude_range,)
+    )
+    random_erase: float | None = setting(
+        "recipe",
+        "probability of erasing a random box (the same in every frame) of a training clip, filled with the mean",
+        general=0.0,
+        metavar="P",
+        checks=(finite, probability),
+    )
+    mixup: float | None = setting(
+        "recipe",
+        "MixUp of training batches: clips and targets blended with λ ~ Beta(ALPHA, ALPHA); 0: off",
+        general=0.0,
+        metavar="ALPHA",
+        checks=(finite, at_least_zero),
+    )
+    cutmix: float | None = setting(
+        "recipe",
+        "CutMix of training batches: a box of another clip pasted through all frames, targets mixed by its area "
+        "share; with --mixup, each batch takes one of the two at random; 0: off",
+        general=0.0,
+        metavar="ALPHA",
+        checks=(finite, at_least_zero),
+    )
+    ema: float | None = setting(
+        "recipe",
+        "exponential moving average of the weights with this DECAY per optimizer step (0: off); validation, the "
+        "best checkpoint, the final evaluation and the saved weights (evaluate, predict, export) are the average's",
+        general=0.0,
+        metavar="DECAY",
+        checks=(finite, _fraction),
+    )
+    precise_bn: int | None = setting(
+        "recipe",
+        "before each validation, set every BatchNorm's statistics (attention gates' too) to their average over "
+        "this many training batches (precise BN); 0: off",
+        general=0,
+        metavar="BATCHES",
+        checks=(zero_or_positive_integer,),
+    )
+    class_balanced: bool | None = setting(
+        "recipe",
+        "draw every class equally often in each epoch and on each DDP process (small classes' videos repeat); "
+        "a sampler rather than a class-weighted loss, so it works with --mixup, --cutmix and label smoothing",
+        general=False,
+    )
     # hardware
     accelerator: str | None = setting(
         "hardware",
@@ -442,6 +505,8 @@ def resolve_config(config: TrainConfig, resumed: dict[str, Any] | None = None) -
         problem = None if value is None else declared.problem(value)
         if problem is not None:
             raise UsageError(problem)
+    if config.augment_magnitude is not None and resolved.augment != "randaugment":
+        raise UsageError(f"--augment-magnitude applies to --augment randaugment only, not --augment {resolved.augment}")
     if resolved.data is not None and resolved.demo != "standard":
         raise UsageError(f"--demo {resolved.demo} chooses a generated demo set: leave out --data, or leave out --demo")
     return resolved

@@ -5,6 +5,7 @@ errors, grid files read like the command line; and the confidence interval's ari
 import csv
 import json
 import math
+import re
 import subprocess
 
 import pytest
@@ -192,3 +193,40 @@ def test_welch_interval_of_a_worked_example_with_unequal_variances():
 def test_welch_interval_needs_two_seeds_of_each_and_is_a_point_without_variation():
     assert welch_interval([0.7], [0.60, 0.66, 0.63]) is None
     assert welch_interval([0.5, 0.5], [0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
+
+
+@pytest.mark.slow  # four tiny runs
+def test_recipes_are_compared_as_configurations_with_the_first_as_baseline(tmp_path, make_tiny_dataset, tiny_run):
+    """--recipe NAME=OPTIONS trains every attention with each named option set; the report's interval compares
+    each recipe with the first, and results.png holds the forest plot of the differences."""
+    output = tmp_path / "out"
+    argv = ["--attention", "cbam", "--seeds", "0", "1", "--output", str(output), "--threads", "1"]
+    argv += ["--recipe", "default=", "--recipe", 'strong=--mixup 0.8 --augment trivialaugment --ema "0.9"']
+    argv += train_flags(tiny_run, make_tiny_dataset(tmp_path / "data"))
+    assert ablate_main(argv) == 0
+    assert sorted(p.name for p in output.iterdir() if p.is_dir()) == [
+        "cbam-recipe=default-seed0",
+        "cbam-recipe=default-seed1",
+        "cbam-recipe=strong-seed0",
+        "cbam-recipe=strong-seed1",
+    ]
+    record = json.loads((output / "cbam-recipe=strong-seed1" / "run.json").read_text())
+    assert record["train_arguments"][-6:] == ["--mixup", "0.8", "--augment", "trivialaugment", "--ema", "0.9"]
+    assert record["baseline"] == "cbam recipe=default" and record["recipe"] == "strong"
+    table = (output / "results.md").read_text()
+    assert "top-1 vs cbam recipe=default (95% CI)" in table
+    assert re.search(r"\| cbam recipe=strong \| 2 \| .* \| [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] \|", table)
+    assert (output / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ("strong", "--recipe expected NAME=OPTIONS"),
+        ("strong=--mixup -1", "--mixup must be 0 or more, got -1.0"),
+        ("strong=--seed 3", "--seed is set by the grid"),
+        ("strong=--augment 'randaugment", "cannot split"),
+    ],
+)
+def test_bad_recipes_are_refused_in_one_line(recipe, message, usage_error):
+    assert message in usage_error(ablate_main, ["--attention", "cbam", "--recipe", recipe])

@@ -13,7 +13,7 @@ from cbam3d.utils.errors import UsageError
 from ..cli import train_parser
 from ..declaration import literal_or_text
 from ..settings import TrainConfig, attention_choices, resolve_config
-from .grid import check_vary, expand_grid, read_grid_file
+from .grid import Recipe, check_vary, expand_grid, parse_recipe, read_grid_file
 from .report import write_report
 from .runner import conflicting_runs, run_grid
 
@@ -50,6 +50,14 @@ def ablate_parser() -> argparse.ArgumentParser:
         metavar=("ATTENTION.OPTION", "VALUE"),
         help="also train ATTENTION with OPTION set to each VALUE (Python literals or words), one option at a "
         "time, e.g. --vary cbam.gate_order channel_spatial spatial_channel parallel; repeatable",
+    )
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        metavar="NAME=OPTIONS",
+        help="train every configuration with each of these named sets of train options, compared as "
+        'configurations are, e.g. --recipe default= --recipe strong="--augment randaugment --mixup 0.8 --cutmix '
+        '1.0 --ema 0.99"; repeatable; the first recipe is the baseline when no attention none is trained',
     )
     parser.add_argument(
         "--grid",
@@ -117,6 +125,24 @@ def _check_train_arguments(parser: argparse.ArgumentParser, common: list[str]) -
         parser.error(str(error))
 
 
+def _recipes_from_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, common: list[str]
+) -> list[Recipe]:
+    """The ``--recipe`` sets, each checked with the common train options."""
+    recipes = []
+    for text in args.recipe or []:
+        try:
+            recipe = parse_recipe(text)
+        except ValueError as error:
+            parser.error(f"--recipe {error}")
+        _check_train_arguments(parser, [*common, *recipe.options])
+        recipes.append(recipe)
+    names = [recipe.name for recipe in recipes]
+    if len(set(names)) < len(names):
+        parser.error(f"--recipe names must differ, got {', '.join(names)}")
+    return recipes
+
+
 def ablate_main(argv: Sequence[str] | None = None) -> int:
     """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed, 2 on bad input."""
     parser = ablate_parser()
@@ -130,7 +156,7 @@ def ablate_main(argv: Sequence[str] | None = None) -> int:
         print(f"results: {args.output / 'results.md'}")
         return 0
     _check_train_arguments(parser, common)
-    runs = expand_grid(*_grid_from_arguments(parser, args))
+    runs = expand_grid(*_grid_from_arguments(parser, args), _recipes_from_arguments(parser, args, common))
     conflicts = conflicting_runs(runs, args.output, common)
     if conflicts:
         parser.error(f"{conflicts[0]} holds a run started with other train options; use another --output or delete it")

@@ -1,11 +1,13 @@
-"""The grid of an ablation: its runs (:class:`GridRun`), how ``--attention``, ``--vary`` and ``--seeds`` expand
-into them (:func:`expand_grid`), the checks of ``--vary`` and grid files (:func:`read_grid_file`)."""
+"""The grid of an ablation: its runs (:class:`GridRun`), how ``--attention``, ``--vary``, ``--recipe`` and
+``--seeds`` expand into them (:func:`expand_grid`), the checks of ``--vary``, ``--recipe`` (:func:`parse_recipe`)
+and grid files (:func:`read_grid_file`)."""
 
 from __future__ import annotations
 
 import inspect
 import json
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,21 +15,47 @@ from typing import Any
 
 from cbam3d.attention.registry import ATTENTION, attention_names, create_attention
 
-__all__ = ["GridRun", "check_vary", "expand_grid", "read_grid_file"]
+__all__ = ["GridRun", "Recipe", "check_vary", "expand_grid", "parse_recipe", "read_grid_file"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named set of train options, e.g. ``strong``: ``--augment randaugment --mixup 0.8``."""
+
+    name: str
+    options: tuple[str, ...] = ()
+
+
+def parse_recipe(text: str) -> Recipe:
+    """``NAME=OPTIONS`` (OPTIONS split as a shell would, may be empty) -> :class:`Recipe`.
+
+    Raises:
+        ValueError: no ``=``, a name that is not a word, or unbalanced quotes.
+    """
+    name, sep, options = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"expected NAME=OPTIONS with NAME of letters, digits, _ . -, got {text!r}")
+    try:
+        return Recipe(name, tuple(shlex.split(options)))
+    except ValueError as error:
+        raise ValueError(f"{name}: cannot split {options!r}: {error}") from error
 
 
 @dataclass(frozen=True)
 class GridRun:
-    """One run of the grid: an attention (``"none"`` for the baseline), its options and a seed."""
+    """One run of the grid: an attention (``"none"`` for the baseline), its options, a seed and the recipe (train
+    options; none when the grid compares no recipes)."""
 
     attention: str
     options: tuple[tuple[str, Any], ...]
     seed: int
+    recipe: Recipe | None = None
 
     @property
     def configuration(self) -> str:
-        """The configuration's label, e.g. ``cbam`` or ``cbam gate_order=parallel``."""
-        return " ".join([self.attention, *(f"{key}={value}" for key, value in self.options)])
+        """The configuration's label, e.g. ``cbam``, ``cbam gate_order=parallel`` or ``cbam recipe=strong``."""
+        recipe = [f"recipe={self.recipe.name}"] if self.recipe is not None else []
+        return " ".join([self.attention, *(f"{key}={value}" for key, value in self.options), *recipe])
 
     @property
     def folder(self) -> str:
@@ -39,7 +67,7 @@ class GridRun:
         arguments = ["--attention", self.attention, "--seed", str(self.seed)]
         for key, value in self.options:
             arguments += ["--attention-option", f"{key}={value!r}"]
-        return arguments
+        return arguments + list(self.recipe.options if self.recipe is not None else ())
 
 
 def _option_default(attention: str, option: str) -> Any:
@@ -67,11 +95,14 @@ def check_vary(key: str, values: Sequence[Any]) -> str | None:
     return None
 
 
-def expand_grid(attentions: Sequence[str], vary: dict[str, list[Any]], seeds: Sequence[int]) -> list[GridRun]:
+def expand_grid(
+    attentions: Sequence[str], vary: dict[str, list[Any]], seeds: Sequence[int], recipes: Sequence[Recipe] = ()
+) -> list[GridRun]:
     """Every run of the grid, configurations in the order given, each with all its seeds; duplicates once.
 
     ``vary`` changes one option at a time around the defaults (not a cross product); a value equal to the
-    option's default is the plain configuration again.
+    option's default is the plain configuration again. Each configuration is trained with each of ``recipes``
+    (a cross product), or once with the common options when there are none.
     """
     configurations: list[tuple[str, tuple[tuple[str, Any], ...]]] = [(name, ()) for name in attentions]
     for key, values in vary.items():
@@ -80,7 +111,12 @@ def expand_grid(attentions: Sequence[str], vary: dict[str, list[Any]], seeds: Se
             same_as_plain = value == _option_default(attention, option)
             configurations.append((attention, () if same_as_plain else ((option, value),)))
     unique = list(dict.fromkeys(configurations))
-    return [GridRun(attention, options, seed) for attention, options in unique for seed in seeds]
+    return [
+        GridRun(attention, options, seed, recipe)
+        for attention, options in unique
+        for recipe in (recipes or [None])
+        for seed in seeds
+    ]
 
 
 def read_grid_file(path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The report of a grid, rebuilt from its finished runs: ``results.csv`` (one row per run), ``results.md`` (per
-configuration: mean and standard deviation over seeds, the difference in top-1 to ``none`` with a 95 % Welch t
-interval, and the costs) and ``results.png``."""
+configuration: mean and standard deviation over seeds, the difference in top-1 to the baseline with a 95 % Welch t
+interval, and the costs) and ``results.png``. The baseline is attention ``none`` when the grid trains it, else the
+grid's first configuration (e.g. the first ``--recipe``); each run's ``run.json`` names it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ __all__ = [
     "csv_report",
     "markdown_report",
     "plot_results",
+    "read_baseline",
     "summarise",
     "welch_interval",
     "write_report",
@@ -35,6 +37,7 @@ _CSV_COLUMNS = (
     "configuration",
     "attention",
     "options",
+    "recipe",
     "seed",
     "val_top1",
     "val_top5",
@@ -84,6 +87,7 @@ def collect_results(output: Path) -> list[dict[str, Any]]:
                 "configuration": record["configuration"],
                 "attention": record["attention"],
                 "options": " ".join(f"{k}={v}" for k, v in record["options"].items()),
+                "recipe": record.get("recipe"),
                 "seed": record["seed"],
                 **{key: metrics.get(key) for key in _CSV_COLUMNS[4:-1]},
                 "folder": folder.name,
@@ -92,12 +96,21 @@ def collect_results(output: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per configuration (in order of first appearance, the baseline first): the statistics of ``results.md``."""
+def read_baseline(output: Path) -> str:
+    """The grid's baseline configuration, as its runs' ``run.json`` name it (``none`` for older grids)."""
+    for folder in sorted(p for p in output.iterdir() if p.is_dir()) if output.is_dir() else []:
+        record = read_json(folder / RUN_FILE)
+        if record is not None and record.get("baseline"):
+            return record["baseline"]
+    return BASELINE
+
+
+def summarise(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dict[str, Any]]:
+    """Per configuration (the ``baseline`` configuration first): the statistics of ``results.md``."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: (r["configuration"] != BASELINE, r["seed"])):
+    for row in sorted(rows, key=lambda r: (r["configuration"] != baseline, r["seed"])):
         groups.setdefault(row["configuration"], []).append(row)
-    baseline = [r["val_top1"] for r in groups.get(BASELINE, [])]
+    baseline_top1 = [r["val_top1"] for r in groups.get(baseline, [])]
     summary = []
     for configuration, members in groups.items():
         top1, top5 = [r["val_top1"] for r in members], [r["val_top5"] for r in members]
@@ -111,7 +124,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "runs": len(members),
                 "top1": (statistics.fmean(top1), _std(top1)),
                 "top5": (statistics.fmean(top5), _std(top5)),
-                "versus_baseline": None if configuration == BASELINE else welch_interval(top1, baseline),
+                "baseline": configuration == baseline,
+                "versus_baseline": None if configuration == baseline else welch_interval(top1, baseline_top1),
                 **costs,
             }
         )
@@ -128,14 +142,15 @@ def _optional(value: float | None, scale: float, digits: int) -> str:
 
 def markdown_report(summary: list[dict[str, Any]], *, runs_total: int) -> str:
     """``results.md``: one table row per configuration, then how to read it."""
+    baseline = next((entry["configuration"] for entry in summary if entry["baseline"]), BASELINE)
     lines = [
-        "| configuration | seeds | top-1 (%) | top-5 (%) | top-1 vs none (95% CI) | params (M) | GFLOPs | "
+        f"| configuration | seeds | top-1 (%) | top-5 (%) | top-1 vs {baseline} (95% CI) | params (M) | GFLOPs | "
         "clips/s | peak memory (MiB) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in summary:
         difference = entry["versus_baseline"]
-        if entry["configuration"] == BASELINE:
+        if entry["baseline"]:
             versus = "baseline"
         elif difference is None:
             versus = "n/a (needs 2+ seeds of both)"
@@ -153,7 +168,7 @@ def markdown_report(summary: list[dict[str, Any]], *, runs_total: int) -> str:
         "",
         f"{finished} finished runs" + (f" of {runs_total} in the grid." if runs_total else "."),
         "Top-1 and top-5: video-level validation accuracy, mean ± sample standard deviation over seeds. "
-        "top-1 vs none: difference of the mean top-1 to the configuration without attention, in points, with "
+        f"top-1 vs {baseline}: difference of the mean top-1 to the baseline configuration, in points, with "
         "a 95% Welch t interval; an interval that contains 0 shows no difference. GFLOPs: multiply-accumulates "
         "of one clip. clips/s: training throughput; peak memory: CUDA allocated on a GPU, resident set size "
         "on the CPU.",
@@ -170,13 +185,37 @@ def csv_report(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _plot_differences(axes: Any, summary: list[dict[str, Any]]) -> None:
+    """Forest plot: each configuration's top-1 difference to the baseline with its 95 % interval, one row each,
+    the labels on the left (horizontal, so long labels stay readable)."""
+    baseline = next((entry["configuration"] for entry in summary if entry["baseline"]), BASELINE)
+    compared = [entry for entry in summary if entry["versus_baseline"] is not None]
+    rows = range(len(compared))
+    differences = [100 * entry["versus_baseline"][0] for entry in compared]
+    low = [d - 100 * entry["versus_baseline"][1] for d, entry in zip(differences, compared)]
+    high = [100 * entry["versus_baseline"][2] - d for d, entry in zip(differences, compared)]
+    axes.errorbar(differences, rows, xerr=[low, high], fmt="o", capsize=4, color="tab:blue")
+    axes.axvline(0.0, color="black", linewidth=1)
+    axes.set_yticks(list(rows))
+    axes.set_yticklabels([entry["configuration"] for entry in compared], fontsize=8)
+    axes.set(title=f"Top-1 difference to {baseline} (95% interval)", xlabel="points")
+    if compared:
+        axes.set_ylim(len(compared) - 0.5, -0.5)  # the grid's order from the top
+    else:
+        axes.text(0.5, 0.5, "needs 2+ seeds of the baseline and another configuration", ha="center",
+                  transform=axes.transAxes, fontsize=8)  # fmt: skip
+
+
 def plot_results(summary: list[dict[str, Any]], path: Path) -> Path:
-    """``results.png``: top-1 per configuration with ± std error bars, and top-1 against GFLOPs."""
+    """``results.png``: top-1 per configuration with ± std error bars, top-1 against GFLOPs, and the forest plot
+    of the differences to the baseline."""
     plt = pyplot()
     labels = [entry["configuration"] for entry in summary]
     means = [100 * entry["top1"][0] for entry in summary]
     stds = [100 * entry["top1"][1] for entry in summary]
-    figure, (bars, cost) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (bars, cost, forest) = plt.subplots(
+        1, 3, figsize=(19, 4.5 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [1, 1, 1.2]}
+    )
     bars.bar(range(len(labels)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
     bars.set_xticks(range(len(labels)))
     bars.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
@@ -187,7 +226,8 @@ def plot_results(summary: list[dict[str, Any]], path: Path) -> Path:
             cost.annotate(entry["configuration"], (entry["gmacs"], mean), fontsize=7, xytext=(4, 4),
                           textcoords="offset points")  # fmt: skip
     cost.set(title="Top-1 against cost", xlabel="GFLOPs per clip (multiply-accumulates)", ylabel="top-1 (%)")
-    for axes in (bars, cost):
+    _plot_differences(forest, summary)
+    for axes in (bars, cost, forest):
         axes.grid(alpha=0.3)
     figure.tight_layout()
     return save_png(figure, path)
@@ -196,7 +236,7 @@ def plot_results(summary: list[dict[str, Any]], path: Path) -> Path:
 def write_report(output: Path, *, runs_total: int = 0) -> list[dict[str, Any]]:
     """Write ``results.csv``, ``results.md`` and ``results.png`` under ``output`` from its finished runs."""
     rows = collect_results(output)
-    summary = summarise(rows)
+    summary = summarise(rows, read_baseline(output))
     atomic_write(output / "results.csv", lambda file: file.write(csv_report(rows).encode("utf-8")))
     report = markdown_report(summary, runs_total=runs_total)
     atomic_write(output / "results.md", lambda file: file.write(report.encode("utf-8")))

@@ -18,7 +18,7 @@ from cbam3d.utils.atomic import atomic_write_json
 
 from .grid import GridRun
 
-__all__ = ["LAST_CHECKPOINT", "METRICS_FILE", "RUN_FILE", "conflicting_runs", "read_json", "run_grid"]
+__all__ = ["LAST_CHECKPOINT", "METRICS_FILE", "RUN_FILE", "conflicting_runs", "grid_baseline", "read_json", "run_grid"]
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -35,14 +35,21 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _run_record(run: GridRun, common: list[str]) -> dict[str, Any]:
+def _run_record(run: GridRun, common: list[str], baseline: str) -> dict[str, Any]:
     return {
         "configuration": run.configuration,
+        "baseline": baseline,
         "attention": run.attention,
         "options": dict(run.options),
         "seed": run.seed,
         "train_arguments": [*common, *run.train_arguments()],
+        "recipe": run.recipe.name if run.recipe is not None else None,
     }
+
+
+def grid_baseline(runs: list[GridRun]) -> str:
+    """The configuration the others are compared with: the first with attention ``none``, else the first."""
+    return next((run.configuration for run in runs if run.attention == "none"), runs[0].configuration)
 
 
 def conflicting_runs(runs: list[GridRun], output: Path, common: list[str]) -> list[str]:
@@ -50,17 +57,17 @@ def conflicting_runs(runs: list[GridRun], output: Path, common: list[str]) -> li
     conflicts = []
     for run in runs:
         stored = read_json(output / run.folder / RUN_FILE)
-        if stored is not None and stored.get("train_arguments") != _run_record(run, common)["train_arguments"]:
+        if stored is not None and stored.get("train_arguments") != [*common, *run.train_arguments()]:
             conflicts.append(str(output / run.folder))
     return conflicts
 
 
-def _train(run: GridRun, folder: Path, common: list[str], threads: int | None) -> int:
+def _train(run: GridRun, folder: Path, common: list[str], threads: int | None, baseline: str) -> int:
     """Run the train command for ``run`` in ``folder`` (resuming its checkpoint if any); its exit status."""
     arguments = [*common, *run.train_arguments(), "--output", str(folder)]
     if (folder / LAST_CHECKPOINT).is_file():
         arguments.append("--resume")
-    atomic_write_json(_run_record(run, common), folder / RUN_FILE)
+    atomic_write_json(_run_record(run, common, baseline), folder / RUN_FILE)
     environment = dict(os.environ)
     if threads is not None:
         arguments += ["--threads", str(threads)]
@@ -74,10 +81,14 @@ def _train(run: GridRun, folder: Path, common: list[str], threads: int | None) -
 def run_grid(runs: list[GridRun], output: Path, common: list[str], *, threads: int | None) -> list[str]:
     """Train every run of ``runs`` that has not finished, with the train options ``common`` besides its own.
 
+    The report compares every configuration with the grid's baseline: attention ``none`` (with the first
+    recipe) when the grid has it, else the first configuration; each ``run.json`` records which.
+
     Returns:
         The folders of the runs that failed.
     """
     failed = []
+    baseline = grid_baseline(runs)
     for index, run in enumerate(runs, start=1):
         folder = output / run.folder
         prefix = f"[{index}/{len(runs)}] {run.folder}:"
@@ -87,7 +98,7 @@ def run_grid(runs: list[GridRun], output: Path, common: list[str], *, threads: i
         resuming = (folder / LAST_CHECKPOINT).is_file()
         print(f"{prefix} {'resuming' if resuming else 'training'} (log: {folder / 'train.log'})", flush=True)
         folder.mkdir(parents=True, exist_ok=True)
-        status = _train(run, folder, common, threads)
+        status = _train(run, folder, common, threads, baseline)
         if status != 0 or not (folder / METRICS_FILE).is_file():
             print(f"{prefix} failed with exit status {status}, see {folder / 'train.log'}", flush=True)
             failed.append(str(folder))

@@ -8,11 +8,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cbam3d.data import collate_clips, decode_error
+from cbam3d.data import NO_AUGMENTATION, ClipAugmentation, collate_clips, decode_error
 from cbam3d.inference.datasets import discover_split, eval_resize_for, make_clip_dataset
 from cbam3d.utils.errors import UsageError
 
-from ..seeding import EpochSeededSampler, SeededItems
+from ..seeding import ClassBalancedSampler, EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]
 
@@ -47,6 +47,8 @@ class VideoDataModule(L.LightningDataModule):
             the random crop; validation clips' to ``size * train_scale[0]`` before the centre crop.
         horizontal_flip: flip training clips at random; None: unless the data set is marked as not flip-safe
             (``VideoSplit.flip_safe``, False for the demo set, whose classes include left and right motion).
+        augmentation: RandAugment / TrivialAugment and random erasing of training clips.
+        class_balanced: draw training clips class-balanced (:class:`~cbam3d.training.seeding.ClassBalancedSampler`).
         seed: seed of the training order and augmentations.
     """
 
@@ -63,6 +65,8 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 0,
         horizontal_flip: bool | None = None,
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
+        augmentation: ClipAugmentation = NO_AUGMENTATION,
+        class_balanced: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -70,6 +74,7 @@ class VideoDataModule(L.LightningDataModule):
         self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
         self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
         self.train_scale = tuple(train_scale)
+        self.augmentation, self.class_balanced = augmentation, class_balanced
         self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
         self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
         if list(self.val_split.class_names) != list(self.train_split.class_names):
@@ -97,6 +102,7 @@ class VideoDataModule(L.LightningDataModule):
                 mode="train",
                 train_scale=self.train_scale,
                 horizontal_flip=self.horizontal_flip,
+                augmentation=self.augmentation,
                 **clip,
             )
         if self.val_set is None:
@@ -107,9 +113,17 @@ class VideoDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
 
-        sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch) if train else None
+    def _train_sampler(self, dataset: Dataset) -> EpochSeededSampler | ClassBalancedSampler:
+        if self.class_balanced:
+            labels = [record.label for record in self.train_split.records]
+            return ClassBalancedSampler(labels, seed=self.seed, epoch=self._current_epoch, world_size=self._world_size)
+        return EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch)
+
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        sampler = self._train_sampler(dataset) if train else None
         return DataLoader(
             SeededItems(dataset) if train else dataset,
             batch_size=self.batch_size,

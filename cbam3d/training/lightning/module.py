@@ -14,13 +14,21 @@ from torch.nn import functional as F
 from cbam3d.inference.checkpoint import ClipSpec, ModelSpec, build_model, make_info
 from cbam3d.utils.errors import UsageError
 
+from ..mixing import BatchMixing
 from ..schedule import warmup_cosine
 
-__all__ = ["LossNotFiniteError", "VideoClassifier", "topk_correct"]
+__all__ = ["LossNotFiniteError", "VideoClassifier", "topk_correct", "weights_description"]
 
 
 class LossNotFiniteError(UsageError):
     """The training loss became inf or nan: the run stops (as a usage error: the settings need changing)."""
+
+
+def weights_description(ema: float | None) -> str:
+    """What a run's checkpoints hold as their weights (the checkpoint info's ``weights``)."""
+    if ema:
+        return f"exponential moving average of the training weights (--ema {ema}); best chosen on its val top-1"
+    return "training weights"
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -37,6 +45,10 @@ class VideoClassifier(L.LightningModule):
     Schedule: linear warmup over ``warmup_epochs`` then cosine decay to zero, stepped at every optimizer step
     (so gradient accumulation and the number of devices are accounted for).
 
+    With ``mixing``, each training batch is mixed (MixUp / CutMix) and the loss is the cross-entropy against the
+    mixed, label-smoothed targets; the training top-1 then counts a clip as right when its highest score is the
+    target's largest share (the label of the clip that covers most of the mixed clip).
+
     Each epoch appends to :attr:`history` the epoch's mean training loss and top-1 (over the clips seen, all
     ranks together) and validation loss, top-1 and top-5 (clip level); the history is saved in checkpoints, so
     it survives ``--resume``, and gives the training curves.
@@ -47,6 +59,7 @@ class VideoClassifier(L.LightningModule):
         class_names: index -> class name.
         optimizer, lr, weight_decay, warmup_epochs, label_smoothing: the optimisation settings.
         config: the run's settings, stored in checkpoints.
+        mixing: MixUp / CutMix of the training batches, or None.
     """
 
     def __init__(
@@ -61,6 +74,7 @@ class VideoClassifier(L.LightningModule):
         warmup_epochs: float = 0.0,
         label_smoothing: float = 0.0,
         config: dict[str, Any] | None = None,
+        mixing: BatchMixing | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in ("sgd", "adamw"):
@@ -70,7 +84,8 @@ class VideoClassifier(L.LightningModule):
         self.warmup_epochs = warmup_epochs
         self.config = dict(config or {})
         self.model = build_model(model_spec, num_classes=len(self.class_names))
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)  # takes hard or mixed soft targets
+        self.mixing = mixing
         self.history: list[dict[str, float]] = []
         self.channels_last = False
         # [loss sum, top-1 correct, clips] for training; [loss sum, top-1, top-5, clips] for validation
@@ -113,8 +128,12 @@ class VideoClassifier(L.LightningModule):
             # Under DDP the other processes wait for this one in the gradient all-reduce: join it with a zero
             # loss that reaches every parameter (zero gradients) instead of skipping the step.
             return torch.stack([parameter.sum() for parameter in self.parameters()]).sum() * 0.0
+        targets = labels
+        if self.mixing is not None:
+            video, targets = self.mixing(video, labels, key=(self.current_epoch, batch_idx, self.global_rank))
+            labels = targets.argmax(dim=1)  # the label with the largest share: what the training top-1 counts
         logits = self(video)
-        loss = self.criterion(logits.float(), labels)
+        loss = self.criterion(logits.float(), targets)
         # every rank takes the same decision, so that no process is left waiting in an all-reduce
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             raise LossNotFiniteError(
@@ -204,7 +223,9 @@ class VideoClassifier(L.LightningModule):
     # -- checkpoints -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """The checkpoint info (see :mod:`cbam3d.inference.checkpoint`)."""
-        return make_info(self.class_names, self.model_spec, self.clip, self.config, self.history)
+        info = make_info(self.class_names, self.model_spec, self.clip, self.config, self.history)
+        info["weights"] = weights_description(self.config.get("ema"))
+        return info
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["cbam3d"] = self.info()

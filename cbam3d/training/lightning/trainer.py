@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ensure_demo_dataset
+from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ClipAugmentation, ensure_demo_dataset
 from cbam3d.inference.checkpoint import (
     ClipSpec,
     ModelSpec,
@@ -33,11 +33,14 @@ from cbam3d.utils.atomic import atomic_write_json
 from cbam3d.utils.errors import UsageError
 
 from ..curves import plot_training_curves
+from ..mixing import BatchMixing
 from ..pretrained import load_pretrained
 from ..settings import TrainConfig, check_precision_fits, resolve_config
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import VideoDataModule
-from .module import VideoClassifier
+from .ema import WeightEMA
+from .module import VideoClassifier, weights_description
+from .precise_bn import PreciseBatchNorm
 from .summary import ComplexitySummary
 from .throughput import TrainingThroughput
 
@@ -187,6 +190,15 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     return report
 
 
+def _mixing(config: TrainConfig, num_classes: int) -> BatchMixing | None:
+    """The run's MixUp / CutMix, or None when both are off."""
+    if not (config.mixup or config.cutmix):
+        return None
+    if num_classes < 2:
+        raise UsageError(f"--mixup and --cutmix need at least 2 classes, the data set has {num_classes}")
+    return BatchMixing(num_classes=num_classes, mixup=config.mixup, cutmix=config.cutmix, seed=config.seed)
+
+
 # settings that shape the network's weights: a resumed run must keep them
 _NETWORK_SETTINGS = ("model", "attention", "attention_kwargs", "model_options")
 
@@ -270,6 +282,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         num_workers=config.num_workers,
         horizontal_flip=config.horizontal_flip,
         train_scale=config.train_scale,
+        augmentation=ClipAugmentation(config.augment, config.augment_magnitude, config.random_erase),
+        class_balanced=config.class_balanced,
         seed=config.seed,
     )
 
@@ -303,6 +317,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             warmup_epochs=config.warmup_epochs,
             label_smoothing=config.label_smoothing,
             config=config.to_dict(),
+            mixing=_mixing(config, len(data.class_names)),
         )
     except (TypeError, ValueError) as error:  # an option the network or its attention does not take
         raise UsageError(
@@ -319,7 +334,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     per_device_batches = len(data.train_split.records) // (config.batch_size * devices * num_nodes)
     throughput = TrainingThroughput()
-    config.callbacks = [*config.callbacks, throughput]
+    # WeightEMA before PreciseBatchNorm: the statistics are recomputed for the averaged weights it swaps in
+    recipe = [WeightEMA(config.ema)] if config.ema else []
+    recipe += [PreciseBatchNorm(config.precise_bn)] if config.precise_bn else []
+    config.callbacks = [*config.callbacks, *recipe, throughput]
     trainer = build_trainer(config, output, accelerator=accelerator, steps_per_epoch=max(1, per_device_batches))
     for logger in trainer.loggers:
         logger.log_hyperparams(module.hyperparameters())
@@ -354,6 +372,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "skipped_clips": skipped,
         "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"])),
         "history": module.history,
+        # with --mixup / --cutmix the training top-1 of the history counts the target's largest share as the label
+        "train_top1_against": "the label of the largest share of the mixed target" if module.mixing else "the label",
+        "weights": weights_description(config.ema),
         # cost: parameters, GMACs of one clip (see cbam3d.models.complexity), and of this call's training epochs
         "parameters": count_parameters(module.model),
         "gmacs": measure(
