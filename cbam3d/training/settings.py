@@ -10,12 +10,12 @@ the train command's flags (:meth:`TrainConfig.add_arguments`), the config of par
 
 Adding a setting is one edit, a field of :class:`TrainConfig`::
 
-    mixup: float | None = setting(
-        "optimisation", "mixup strength alpha (0: off)", general=0.0, metavar="ALPHA", checks=(finite, at_least_zero)
+    dropout: float | None = setting(
+        "model", "dropout before the classifier (0: off)", general=0.0, metavar="P", checks=(finite, probability)
     )
 
-gives ``--mixup ALPHA`` in the optimisation group of ``cbam3d train --help`` ("mixup strength alpha (0: off);
-default: 0.0"), ``config.mixup`` (``None`` when not given, 0.0 once resolved), its checks (``--mixup must be
+would give ``--dropout P`` in the model group of ``cbam3d train --help`` ("dropout before the classifier (0: off);
+default: 0.0"), ``config.dropout`` (``None`` when not given, 0.0 once resolved), its checks (``--dropout must be
 a finite number, got nan``), its place in checkpoints and its value kept by a resumed run.
 
 What the annotation makes of a flag (``None`` aside): ``bool`` a switch; ``int``, ``float``, ``str``,
@@ -31,8 +31,6 @@ and from the general defaults.
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +44,6 @@ from cbam3d.utils.atomic import check_output_folder
 from cbam3d.utils.errors import UsageError
 
 from .declaration import (
-    DeclaredSetting,
     Depends,
     at_least_zero,
     declared_settings,
@@ -59,11 +56,13 @@ from .declaration import (
     setting,
     zero_or_positive_integer,
 )
+from .resolving import REDUCED_PRECISIONS, check_precision_fits, demo_set, resolve_config, setting_named
 
 __all__ = [
     "ACCELERATORS",
     "OPTIMIZERS",
     "PRECISIONS",
+    "REDUCED_PRECISIONS",
     "TrainConfig",
     "UsageError",
     "attention_choices",
@@ -73,7 +72,6 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
-REDUCED_PRECISIONS = ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 _MAX_WORKERS = 8
 
@@ -438,12 +436,12 @@ class TrainConfig:
 
     def default_for(self, name: str) -> Any:
         """The default of setting ``name`` on this config's data: a real data set, or which demo set."""
-        return _setting(type(self), name).declaration.default(_demo_set(self.data, self.demo))
+        return setting_named(type(self), name).declaration.default(demo_set(self.data, self.demo))
 
     @classmethod
     def flag(cls, name: str) -> str:
         """The ``cbam3d train`` flag of setting ``name`` (``attention_kwargs``: ``--attention-option``)."""
-        return _setting(cls, name).flag
+        return setting_named(cls, name).flag
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -459,67 +457,3 @@ class TrainConfig:
     def from_arguments(cls, arguments: argparse.Namespace) -> TrainConfig:
         """The config of arguments parsed by a parser given :meth:`add_arguments` (settings not given: None)."""
         return cls(**{s.name: s.from_flag(getattr(arguments, s.name)) for s in declared_settings(cls)})
-
-
-def _setting(config_class: type, name: str) -> DeclaredSetting:
-    return next(declared for declared in declared_settings(config_class) if declared.name == name)
-
-
-def _demo_set(data: Path | None, demo: str | None) -> str | None:
-    """Which defaults apply: None on a real data set (``--data``), else the demo set's name."""
-    if data is not None:
-        return None
-    return "hard" if demo == "hard" else "standard"
-
-
-# --- resolving ----------------------------------------------------------------------------------------------
-
-
-def resolve_config(config: TrainConfig, resumed: dict[str, Any] | None = None) -> TrainConfig:
-    """Fill every ``None`` of ``config`` and check the values.
-
-    Args:
-        config: the settings given (``None`` for those not given).
-        resumed: the ``config`` dict stored in the checkpoint of the run being resumed, if any; its settings
-            that are ``kept_on_resume`` are used for those not given, so an interrupted run continues as it
-            was started.
-
-    Raises:
-        UsageError: on a value out of range or of an unknown name, naming its flag.
-    """
-    settings = declared_settings(type(config))
-    values = {s.name: getattr(config, s.name) for s in settings}
-    for declared in settings:
-        if resumed and declared.declaration.kept_on_resume and values[declared.name] is None:
-            values[declared.name] = resumed.get(declared.name)
-    demo_set = _demo_set(values["data"], values["demo"])
-    for declared in settings:
-        if values[declared.name] is None:
-            values[declared.name] = copy.deepcopy(declared.declaration.default(demo_set))
-    for declared in settings:
-        value = values[declared.name]
-        values[declared.name] = declared.normalised(value.pick(values) if isinstance(value, Depends) else value)
-    resolved = dataclasses.replace(config, **values)
-    for declared in settings:
-        value = getattr(resolved, declared.name)
-        problem = None if value is None else declared.problem(value)
-        if problem is not None:
-            raise UsageError(problem)
-    if config.augment_magnitude is not None and resolved.augment != "randaugment":
-        raise UsageError(f"--augment-magnitude applies to --augment randaugment only, not --augment {resolved.augment}")
-    if resolved.data is not None and resolved.demo != "standard":
-        raise UsageError(f"--demo {resolved.demo} chooses a generated demo set: leave out --data, or leave out --demo")
-    return resolved
-
-
-def check_precision_fits(precision: str, accelerator: str) -> None:
-    """Refuse reduced precision on a CPU, where torch's fp16 / bf16 3D convolution backward hangs or crashes.
-
-    Raises:
-        UsageError: ``precision`` is a 16-bit one and ``accelerator`` is ``"cpu"``.
-    """
-    if accelerator == "cpu" and precision in REDUCED_PRECISIONS:
-        raise UsageError(
-            f"--precision {precision} does not run on the CPU (torch's 16-bit 3D convolutions hang or crash "
-            "there): use --precision 32-true (or auto), or train on a GPU"
-        )
