@@ -152,6 +152,15 @@ def test_closing_summary_quotes_paths_so_the_commands_can_be_pasted(tmp_path, mo
         (["--epochs", "0"], "--epochs must be a positive integer"),
         (["--attention", "gcnet"], "invalid choice: 'gcnet'"),
         (["--model-option", "not a pair"], "expected KEY=VALUE"),
+        (["--augment", "autoaugment"], "invalid choice: 'autoaugment'"),
+        (["--augment", "randaugment", "--augment-magnitude", "40"], "--augment-magnitude must be an integer from 0"),
+        (["--augment-magnitude", "5"], "--augment-magnitude applies to --augment randaugment only"),
+        (["--random-erase", "2"], "--random-erase must be a probability in [0, 1], got 2.0"),
+        (["--mixup", "-1"], "--mixup must be 0 or more, got -1.0"),
+        (["--cutmix", "nan"], "--cutmix must be a finite number, got nan"),
+        (["--ema", "1"], "--ema must be in [0, 1), got 1.0"),
+        (["--precise-bn", "2.5"], "--precise-bn: invalid int value: '2.5'"),
+        (["--precise-bn", "-1"], "--precise-bn must be 0 (off) or a positive integer, got -1"),
     ],
 )
 def test_bad_flags_are_refused_in_one_line(argv, message, usage_error):

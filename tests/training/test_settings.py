@@ -130,6 +130,14 @@ def test_help_shows_general_demo_and_hard_demo_defaults():
         (dict(attention_kwargs={}, demo="hard", data=Path(".")), "--demo hard chooses a generated demo set"),
         (dict(num_workers=-1), "--num-workers must be 0 or more, got -1"),
         (dict(threads=0), "--threads must be a positive integer, got 0"),
+        (dict(augment="autoaugment"), "--augment must be one of none, randaugment, trivialaugment"),
+        (dict(augment="randaugment", augment_magnitude=31), "--augment-magnitude must be an integer from 0 to 30"),
+        (dict(augment_magnitude=5), "--augment-magnitude applies to --augment randaugment only"),
+        (dict(random_erase=1.5), "--random-erase must be a probability in [0, 1], got 1.5"),
+        (dict(mixup=-0.2), "--mixup must be 0 or more, got -0.2"),
+        (dict(cutmix=float("inf")), "--cutmix must be a finite number, got inf"),
+        (dict(ema=1.0), "--ema must be in [0, 1), got 1.0"),
+        (dict(precise_bn=-3), "--precise-bn must be 0 (off) or a positive integer, got -3"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_flag(change, message):
@@ -139,11 +147,16 @@ def test_bad_settings_are_refused_naming_the_flag(change, message):
 
 
 @dataclass
-class WithMixup(TrainConfig):
+class WithDropout(TrainConfig):
     """TrainConfig and one more setting, declared as the module's docstring says a new one is."""
 
-    mixup: float | None = setting(
-        "optimisation", "mixup strength", general=0.0, demo=0.2, metavar="ALPHA", checks=(finite, at_least_zero)
+    dropout: float | None = setting(
+        "optimisation",
+        "dropout before the classifier",
+        general=0.0,
+        demo=0.2,
+        metavar="P",
+        checks=(finite, at_least_zero),
     )
 
 
@@ -151,14 +164,14 @@ def test_a_new_setting_is_one_declaration():
     """One field gives the flag in its group with its defaults in the help, the parsed value, the defaults,
     the checks, the checkpoint entry and the value kept on resume."""
     parser = argparse.ArgumentParser()
-    WithMixup.add_arguments(parser)
+    WithDropout.add_arguments(parser)
     group = next(g for g in parser._action_groups if g.title == "optimisation")
-    mixup = next(action for action in group._group_actions if action.dest == "mixup")
-    assert mixup.option_strings == ["--mixup"] and mixup.metavar == "ALPHA"
-    assert mixup.help == "mixup strength; default: 0.0; 0.2 on the demo set"
-    assert WithMixup.from_arguments(parser.parse_args(["--mixup", "0.4"])).mixup == 0.4
-    assert resolve_config(WithMixup()).mixup == 0.2
-    with pytest.raises(UsageError, match="--mixup must be a finite number, got nan"):
-        resolve_config(WithMixup(mixup=float("nan")))
-    stored = resolve_config(WithMixup(mixup=0.3)).to_dict()
-    assert stored["mixup"] == 0.3 and resolve_config(WithMixup(), resumed=stored).mixup == 0.3
+    dropout = next(action for action in group._group_actions if action.dest == "dropout")
+    assert dropout.option_strings == ["--dropout"] and dropout.metavar == "P"
+    assert dropout.help == "dropout before the classifier; default: 0.0; 0.2 on the demo set"
+    assert WithDropout.from_arguments(parser.parse_args(["--dropout", "0.4"])).dropout == 0.4
+    assert resolve_config(WithDropout()).dropout == 0.2
+    with pytest.raises(UsageError, match="--dropout must be a finite number, got nan"):
+        resolve_config(WithDropout(dropout=float("nan")))
+    stored = resolve_config(WithDropout(dropout=0.3)).to_dict()
+    assert stored["dropout"] == 0.3 and resolve_config(WithDropout(), resumed=stored).dropout == 0.3
