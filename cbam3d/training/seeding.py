@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 __all__ = ["ClassBalancedSampler", "EpochSeededSampler", "SeededItems"]
 
@@ -76,43 +76,45 @@ class SeededItems(Dataset):
         return self.dataset[key]
 
 
-class ClassBalancedSampler(Sampler):
-    """An epoch of ``(index, item_seed)`` keys in which every class is drawn equally often, also per DDP rank.
+class ClassBalancedSampler(DistributedSampler):
+    """This rank's share of an epoch of ``(index, item_seed)`` keys in which every class is drawn equally often,
+    also within each rank's share.
 
-    The epoch is made of rounds; a round holds ``world_size`` items of each class, as one block per class, the
-    classes in a random order. Lightning shards a sampler's keys across ranks with a stride of the world size
-    (rank r takes keys r, r + W, ...; it does not reshuffle a custom sampler), so every rank gets one item of
-    each class per round. Each class's videos are drawn in a shuffled order, reshuffled whenever they run out:
-    the videos of small classes repeat within an epoch, those of large classes are not all seen every epoch.
-    The epoch has about as many keys as videos (rounded up to whole rounds); the order, the videos and the item
-    seeds are fixed by (seed, epoch), as with :class:`EpochSeededSampler`.
+    The epoch is made of rounds; a round holds ``num_replicas`` items of each class, as one block per class,
+    the classes in a random order, and rank r takes the r-th item of every block. Each class's videos are drawn
+    in a shuffled order, reshuffled whenever they run out: the videos of small classes repeat within an epoch,
+    those of large classes are not all seen every epoch. The epoch has about as many keys as videos (rounded up
+    to whole rounds); the order, the videos and the item seeds are fixed by (seed, epoch), as with
+    :class:`EpochSeededSampler`. Being a ``DistributedSampler``, it is not wrapped (and reshuffled) by
+    Lightning's distributed sampler under DDP.
 
     Args:
         labels: each item's class index.
         seed: the run's seed.
         epoch: returns the current epoch when an epoch's order is drawn.
-        world_size: returns the number of DDP processes (1 without DDP).
+        num_replicas, rank: the DDP world size and this process's rank (1 and 0 without DDP).
     """
 
     def __init__(
-        self, labels: list[int], *, seed: int, epoch: Callable[[], int], world_size: Callable[[], int]
+        self, labels: list[int], *, seed: int, epoch: Callable[[], int], num_replicas: int = 1, rank: int = 0
     ) -> None:
         if not labels:
             raise ValueError("labels is empty: no items to sample")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, num_replicas), got rank {rank} of {num_replicas}")
+        super().__init__(range(len(labels)), num_replicas=num_replicas, rank=rank, shuffle=False, seed=seed)
         self.members: dict[int, list[int]] = {}
         for index, label in enumerate(labels):
             self.members.setdefault(int(label), []).append(index)
-        self.num_items, self.seed, self.epoch, self.world_size = len(labels), seed, epoch, world_size
-
-    def _rounds(self) -> int:
-        return -(-self.num_items // (len(self.members) * self.world_size()))
+        self.current_epoch = epoch  # not DistributedSampler's ``epoch``, which its set_epoch overwrites
+        self.rounds = -(-len(labels) // (len(self.members) * num_replicas))
 
     def __len__(self) -> int:
-        return self._rounds() * len(self.members) * self.world_size()
+        return self.rounds * len(self.members)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(self.epoch()), 1]))
-        world, classes = self.world_size(), sorted(self.members)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(self.current_epoch()), 1]))
+        classes = sorted(self.members)
         queues: dict[int, list[int]] = {label: [] for label in classes}
 
         def draw(label: int) -> int:
@@ -120,7 +122,7 @@ class ClassBalancedSampler(Sampler):
                 queues[label] = rng.permutation(self.members[label]).tolist()
             return queues[label].pop()
 
-        for _ in range(self._rounds()):
+        for _ in range(self.rounds):
             for label in rng.permutation(classes).tolist():
-                for _ in range(world):
-                    yield draw(label), int(rng.integers(0, 2**32))
+                block = [(draw(label), int(rng.integers(0, 2**32))) for _ in range(self.num_replicas)]
+                yield block[self.rank]

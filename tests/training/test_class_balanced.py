@@ -1,20 +1,21 @@
 """The class-balanced sampler of --class-balanced (cbam3d.training.seeding.ClassBalancedSampler): every class is
-drawn equally often in an epoch, also on each rank of a simulated DDP world of 2 (Lightning's stride
-sharding); the epoch is a function of (seed, epoch)."""
+drawn equally often in an epoch, also on each rank of a simulated DDP world of 2, whose shares make up one
+epoch; the epoch is a function of (seed, epoch)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
+from torch.utils.data import DistributedSampler
 
 from cbam3d.training.seeding import ClassBalancedSampler
 
 LABELS = [0] * 20 + [1] * 5 + [2] * 2 + [3] * 9  # 36 items, imbalanced
 
 
-def sampler(*, world: int = 1, epoch: int = 0, seed: int = 0) -> ClassBalancedSampler:
-    return ClassBalancedSampler(LABELS, seed=seed, epoch=lambda: epoch, world_size=lambda: world)
+def sampler(*, world: int = 1, rank: int = 0, epoch: int = 0, seed: int = 0) -> ClassBalancedSampler:
+    return ClassBalancedSampler(LABELS, seed=seed, epoch=lambda: epoch, num_replicas=world, rank=rank)
 
 
 def class_counts(keys) -> Counter:
@@ -30,10 +31,17 @@ def test_every_class_is_drawn_equally_often_in_an_epoch():
 
 @pytest.mark.parametrize("epoch", [0, 1, 5])
 def test_each_rank_of_a_world_of_two_gets_even_class_counts(epoch):
-    keys = list(sampler(world=2, epoch=epoch))
-    for rank in range(2):
-        counts = class_counts(keys[rank::2])  # how Lightning's distributed wrapper shards a custom sampler
+    shares = [list(sampler(world=2, rank=rank, epoch=epoch)) for rank in range(2)]
+    for rank, keys in enumerate(shares):
+        assert len(keys) == len(sampler(world=2, rank=rank))
+        counts = class_counts(keys)
         assert len(set(counts.values())) == 1 and len(counts) == 4, (rank, counts)
+    assert not set(shares[0]) & set(shares[1]), "the ranks drew the same keys"
+
+
+def test_under_ddp_lightning_keeps_the_sampler_as_it_is():
+    """A DistributedSampler is not wrapped (and reshuffled) by Lightning's distributed sampler."""
+    assert isinstance(sampler(world=2, rank=1), DistributedSampler)
 
 
 def test_small_classes_repeat_and_every_video_of_a_small_class_is_used():

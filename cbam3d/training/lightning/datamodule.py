@@ -113,13 +113,13 @@ class VideoDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _world_size(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
-
     def _train_sampler(self, dataset: Dataset) -> EpochSeededSampler | ClassBalancedSampler:
         if self.class_balanced:
             labels = [record.label for record in self.train_split.records]
-            return ClassBalancedSampler(labels, seed=self.seed, epoch=self._current_epoch, world_size=self._world_size)
+            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+            return ClassBalancedSampler(
+                labels, seed=self.seed, epoch=self._current_epoch, num_replicas=world, rank=rank
+            )
         return EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch)
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
