@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,16 @@ DRIVER = textwrap.dedent('''
 
     class Record(L.Callback):
         def __init__(self):
-            self.videos = []
+            self.videos, self.labels = [], []
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             self.videos += batch["video_index"].tolist()
+            self.labels += batch["label"].tolist()
 
         def on_train_end(self, trainer, module):
             record = {"rank": trainer.global_rank, "world_size": trainer.world_size, "backend": dist.get_backend(),
-                      "strategy": type(trainer.strategy).__name__, "videos": self.videos}
+                      "strategy": type(trainer.strategy).__name__, "videos": self.videos,
+                      "labels": self.labels}
             with open(f"{sys.argv[1]}/rank{trainer.global_rank}.json", "w") as file:
                 json.dump(record, file)
 
@@ -43,36 +46,37 @@ DRIVER = textwrap.dedent('''
 ''')
 
 
+def run_two_processes(tmp_path: Path, data: Path, flags: list[str]) -> list[dict]:
+    """Train under torchrun with 2 CPU processes; what each rank saw."""
+    (tmp_path / "driver.py").write_text(DRIVER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += [str(tmp_path / "driver.py"), str(tmp_path), "--data", str(data), "--accelerator", "cpu", *flags]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+@pytest.mark.slow  # two processes
+def test_every_recipe_option_trains_under_ddp_with_even_class_counts_per_rank(tmp_path, make_tiny_dataset, tiny_run):
+    """--class-balanced gives each rank even class counts; --ema and --precise-bn (statistics averaged across the
+    processes) run under DDP."""
+    data = make_tiny_dataset(tmp_path / "data")
+    recipe = ["--class-balanced", "--ema", "0.9", "--precise-bn", "2", "--mixup", "0.5", "--augment", "trivialaugment"]
+    ranks = run_two_processes(tmp_path, data, ["--output", str(tmp_path / "run"), "--epochs", "1", *tiny_run, *recipe])
+    for record in ranks:
+        counts = Counter(record["labels"])
+        assert len(counts) > 1 and len(set(counts.values())) == 1, counts
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "moving average" in metrics["weights"]
+
+
 def test_two_cpu_processes_under_torchrun_split_the_videos_and_write_one_set_of_outputs(
     tmp_path, make_tiny_dataset, tiny_run
 ):
     data = make_tiny_dataset(tmp_path / "data")
-    (tmp_path / "driver.py").write_text(DRIVER)
     output = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(tmp_path / "driver.py"),
-        str(tmp_path),
-        "--data",
-        str(data),
-        "--output",
-        str(output),
-        "--epochs",
-        "1",
-        "--accelerator",
-        "cpu",
-        *tiny_run,
-    ]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    ranks = run_two_processes(tmp_path, data, ["--output", str(output), "--epochs", "1", *tiny_run])
     for rank, record in enumerate(ranks):
         assert record["rank"] == rank and record["world_size"] == 2
         assert record["backend"] == "gloo" and record["strategy"] == "DDPStrategy"
