@@ -213,9 +213,14 @@ def plot_results(summary: list[dict[str, Any]], path: Path) -> Path:
     labels = [entry["configuration"] for entry in summary]
     means = [100 * entry["top1"][0] for entry in summary]
     stds = [100 * entry["top1"][1] for entry in summary]
-    figure, (bars, cost, forest) = plt.subplots(
-        1, 3, figsize=(19, 4.5 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [1, 1, 1.2]}
+    # the forest plot gets the full width below, one row per configuration, so long labels stay readable
+    forest_height = 1.2 + 0.35 * len(summary)
+    figure, axes = plt.subplot_mosaic(
+        [["bars", "cost"], ["forest", "forest"]],
+        figsize=(12, 4.5 + forest_height),
+        height_ratios=[4.5, forest_height],
     )
+    bars, cost, forest = axes["bars"], axes["cost"], axes["forest"]
     bars.bar(range(len(labels)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
     bars.set_xticks(range(len(labels)))
     bars.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
