@@ -292,7 +292,11 @@ class TrainConfig:
         choices=AUGMENTATIONS,
     )
     augment_magnitude: int | None = setting(
-        "recipe", "RandAugment's magnitude (0 to 30)", general=9, metavar="M", checks=(_magnitude_range,)
+        "recipe",
+        "RandAugment's magnitude (0 to 30; --augment randaugment only)",
+        general=9,
+        metavar="M",
+        checks=(_magnitude_range,),
     )
     random_erase: float | None = setting(
         "recipe",
@@ -303,7 +307,8 @@ class TrainConfig:
     )
     mixup: float | None = setting(
         "recipe",
-        "MixUp of training batches: clips and targets blended with λ ~ Beta(ALPHA, ALPHA); 0: off",
+        "MixUp of training batches: clips and targets blended with λ ~ Beta(ALPHA, ALPHA), smoothed by "
+        "--label-smoothing; the training top-1 counts the label of the largest share; 0: off",
         general=0.0,
         metavar="ALPHA",
         checks=(finite, at_least_zero),
