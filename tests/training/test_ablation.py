@@ -137,6 +137,8 @@ def test_bad_grids_and_train_options_get_one_line_errors(argv, message, usage_er
         ("grid.json", '{"attention": "cbam"}', "attention must be a list of names"),
         ("grid.json", '{"vary": {"cbam.gate_order": "parallel"}}', "vary must map ATTENTION.OPTION to a list"),
         ("grid.json", '{"seed": [1]}', "unknown keys ['seed']"),
+        ("grid.json", '{"recipe": "strong=--mixup 0.8"}', "recipe must be a list of NAME=OPTIONS texts"),
+        ("grid.json", '{"attention": ["cbam"], "recipe": ["strong=--ema 2"]}', "--ema must be in [0, 1), got 2.0"),
         ("grid.yaml", "vary:\n  cbam.gate_order: [diagonal]\n", "--vary cbam.gate_order 'diagonal'"),
     ],
 )
@@ -147,11 +149,14 @@ def test_bad_grid_files_get_one_line_errors(name, text, message, usage_error, tm
 
 def test_a_grid_file_reads_like_the_command_line(tmp_path):
     pytest.importorskip("yaml")
-    (tmp_path / "grid.yaml").write_text("attention: [none, cbam]\nvary:\n  cbam.kernel_size: [3, 7]\nseeds: [0, 1]\n")
+    (tmp_path / "grid.yaml").write_text(
+        "attention: [none, cbam]\nvary:\n  cbam.kernel_size: [3, 7]\nseeds: [0, 1]\nrecipe: ['strong=--mixup 0.8']\n"
+    )
     assert read_grid_file(tmp_path / "grid.yaml") == {
         "attention": ["none", "cbam"],
         "vary": {"cbam.kernel_size": [3, 7]},
         "seeds": [0, 1],
+        "recipe": ["strong=--mixup 0.8"],
     }
 
 

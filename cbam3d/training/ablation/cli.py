@@ -64,7 +64,7 @@ def ablate_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help='JSON or YAML file with the grid: {"attention": [...], "vary": {"cbam.kernel_size": [3, 7]}, '
-        '"seeds": [...]}, added to the command line\'s',
+        '"seeds": [...], "recipe": ["NAME=OPTIONS", ...]}, added to the command line\'s',
     )
     parser.add_argument(
         "--seeds", nargs="+", type=int, metavar="S", help="seeds of every configuration; default: 0 1 2"
@@ -83,9 +83,10 @@ def ablate_parser() -> argparse.ArgumentParser:
 
 def _grid_from_arguments(
     parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> tuple[list[str], dict[str, list[Any]], list[int]]:
-    """(attentions, {ATTENTION.OPTION: values}, seeds) from the command line and the --grid file, checked."""
-    from_file = {"attention": [], "vary": {}, "seeds": []}
+) -> tuple[list[str], dict[str, list[Any]], list[int], list[str]]:
+    """(attentions, {ATTENTION.OPTION: values}, seeds, recipe texts) from the command line and the --grid file,
+    checked (the recipes by :func:`_recipes_from_texts`)."""
+    from_file = {"attention": [], "vary": {}, "seeds": [], "recipe": []}
     if args.grid is not None:
         try:
             from_file = read_grid_file(args.grid)
@@ -107,7 +108,7 @@ def _grid_from_arguments(
     seeds = list(dict.fromkeys([*(args.seeds or []), *from_file["seeds"]])) or [0, 1, 2]
     if any(seed < 0 for seed in seeds):
         parser.error(f"--seeds must be 0 or more, got {seeds}")
-    return attentions, vary, seeds
+    return attentions, vary, seeds, [*(args.recipe or []), *from_file["recipe"]]
 
 
 def _check_train_arguments(parser: argparse.ArgumentParser, common: list[str]) -> None:
@@ -125,12 +126,10 @@ def _check_train_arguments(parser: argparse.ArgumentParser, common: list[str]) -
         parser.error(str(error))
 
 
-def _recipes_from_arguments(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, common: list[str]
-) -> list[Recipe]:
+def _recipes_from_texts(parser: argparse.ArgumentParser, texts: list[str], common: list[str]) -> list[Recipe]:
     """The ``--recipe`` sets, each checked with the common train options."""
     recipes = []
-    for text in args.recipe or []:
+    for text in texts:
         try:
             recipe = parse_recipe(text)
         except ValueError as error:
@@ -156,7 +155,8 @@ def ablate_main(argv: Sequence[str] | None = None) -> int:
         print(f"results: {args.output / 'results.md'}")
         return 0
     _check_train_arguments(parser, common)
-    runs = expand_grid(*_grid_from_arguments(parser, args), _recipes_from_arguments(parser, args, common))
+    attentions, vary, seeds, recipe_texts = _grid_from_arguments(parser, args)
+    runs = expand_grid(attentions, vary, seeds, _recipes_from_texts(parser, recipe_texts, common))
     conflicts = conflicting_runs(runs, args.output, common)
     if conflicts:
         parser.error(f"{conflicts[0]} holds a run started with other train options; use another --output or delete it")

@@ -120,7 +120,8 @@ def expand_grid(
 
 
 def read_grid_file(path: Path) -> dict[str, Any]:
-    """A grid file's ``attention`` (list), ``vary`` (``{"ATTENTION.OPTION": [values]}``) and ``seeds`` (list).
+    """A grid file's ``attention`` (list), ``vary`` (``{"ATTENTION.OPTION": [values]}``), ``seeds`` (list) and
+    ``recipe`` (a list of ``"NAME=OPTIONS"``, as ``--recipe`` takes them).
 
     JSON, or YAML for ``.yaml``/``.yml`` files; every key is optional.
 
@@ -147,10 +148,12 @@ def read_grid_file(path: Path) -> dict[str, Any]:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {first_line}") from error
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: expected a mapping with keys attention, vary, seeds; got {type(content).__name__}")
-    unknown = sorted(set(content) - {"attention", "vary", "seeds"})
+        raise ValueError(
+            f"{path}: expected a mapping with keys attention, vary, seeds, recipe; got {type(content).__name__}"
+        )
+    unknown = sorted(set(content) - {"attention", "vary", "seeds", "recipe"})
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; expected attention, vary, seeds")
+        raise ValueError(f"{path}: unknown keys {unknown}; expected attention, vary, seeds, recipe")
     attention, vary, seeds = content.get("attention", []), content.get("vary", {}), content.get("seeds", [])
     if not isinstance(attention, list) or not all(isinstance(a, str) for a in attention):
         raise ValueError(f"{path}: attention must be a list of names, got {attention!r}")
@@ -158,4 +161,7 @@ def read_grid_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: vary must map ATTENTION.OPTION to a list of values, got {vary!r}")
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"{path}: seeds must be a list of integers, got {seeds!r}")
-    return {"attention": attention, "vary": vary, "seeds": seeds}
+    recipe = content.get("recipe", [])
+    if not isinstance(recipe, list) or not all(isinstance(r, str) for r in recipe):
+        raise ValueError(f"{path}: recipe must be a list of NAME=OPTIONS texts, got {recipe!r}")
+    return {"attention": attention, "vary": vary, "seeds": seeds, "recipe": recipe}
