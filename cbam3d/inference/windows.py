@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -47,17 +48,22 @@ class WindowScore:
 def window_frame_ranges(num_frames: int, fps: float, *, window: float, stride: float) -> list[tuple[int, int]]:
     """``[first, stop)`` frame ranges of windows of ``window`` seconds every ``stride`` seconds.
 
-    Windows start at 0, stride, 2 stride ... while they end before the video does; one more window ends at the
-    video's end (a video shorter than a window is one window). At least one frame each.
+    Windows start at the frames nearest to 0, stride, 2 stride ... seconds (at least a frame apart) while they
+    end before the video does; one more window ends at the video's end (a video shorter than a window is one
+    window). At least one frame each.
     """
     if num_frames < 1 or fps <= 0:
         raise ValueError(f"a video needs frames and a frame rate, got {num_frames} frames at {fps} fps")
     length = max(1, round(window * fps))
-    step = max(1, round(stride * fps))
     if length >= num_frames:
         return [(0, num_frames)]
-    ranges = [(start, start + length) for start in range(0, num_frames - length, step)]
-    ranges.append((num_frames - length, num_frames))
+    # Each start is rounded on its own: a stride of no whole number of frames (1.5 s at 25 or 29.97 fps) rounded
+    # once would push every later window further from its time, by seconds over an hour-long video.
+    step = max(stride * fps, 1.0)
+    last_start = num_frames - length
+    starts = [math.floor(k * step + 0.5) for k in range(math.ceil(last_start / step))]
+    ranges = [(start, start + length) for start in starts if start < last_start]
+    ranges.append((last_start, num_frames))
     return ranges
 
 
