@@ -13,7 +13,7 @@ import torch
 
 av = pytest.importorskip("av")
 
-from cbam3d.data import VideoReader  # noqa: E402
+from cbam3d.data import VideoClipDataset, VideoReader, discover_videos  # noqa: E402
 
 
 class Decoded(NamedTuple):
@@ -140,3 +140,21 @@ def test_an_audio_track_longer_than_the_video_adds_no_frames_to_a_matroska_file(
         decoded_frames = sum(1 for _ in container.decode(video=0))
     with VideoReader(remuxed) as reader:
         assert reader.info.num_frames == decoded_frames == 132
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_time_segments_of_real_clips_are_videos_whose_clips_stay_in_their_segment(real_footage_csv, mode):
+    """A Kinetics CSV naming segments of the clips (``youtube_id,time_start,time_end``): each segment is one
+    record of its split, and every clip drawn from it (at 25 or 29.97 fps) lies inside its time range."""
+    root, csv_file = real_footage_csv
+    split = discover_videos(root, "train" if mode == "train" else "val", annotations=csv_file)
+    assert split.layout == "csv" and split.class_names == sorted(["bikes", "carphone_pristine", "bigbuckbunny"])
+    assert len(split) == (8 if mode == "train" else 6)
+    dataset = VideoClipDataset(split.records, frames=4, sampling_rate=2, size=32, mode=mode, clips_per_video=3)
+    for video_index, record in enumerate(split.records):
+        assert split.class_names[record.label] == record.path.stem
+        with VideoReader(record.path) as reader:
+            fps, num_frames = reader.info.fps, reader.info.num_frames
+        for clip_index in range(3):
+            indices = dataset.clip_indices_for(video_index, clip_index)
+            assert record.start_sec * fps - 1 < min(indices) and max(indices) < min(record.end_sec * fps, num_frames)
