@@ -23,7 +23,16 @@ from cbam3d.utils.atomic import check_output_folder
 from .animation import ANIMATION_FORMATS, check_fps, write_animation
 from .frames import VisualClip, read_visual_clip
 from .maps import LayerAttention, attention_layers, upsample_spatial
-from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
+from .render import (
+    LayerOverlay,
+    PanelLayout,
+    animation_frames,
+    animation_layout,
+    heat_overlay,
+    normalize_heat,
+    save_grid,
+    save_temporal_profiles,
+)
 
 __all__ = ["Visualization", "format_predictions", "top_predictions", "visualize_checkpoint", "visualize_video"]
 
@@ -40,6 +49,7 @@ class Visualization:
         predictions: ``(class name, probability)``, most likely first.
         layers: the layers' labels, in network order.
         frame_indices: the clip's frames in the video file.
+        panels: where the input and each layer lie in the animation's pictures, ``display_size`` pixels square.
     """
 
     animation: Path
@@ -49,6 +59,7 @@ class Visualization:
     predictions: list[tuple[str, float]]
     layers: list[str]
     frame_indices: list[int]
+    panels: PanelLayout
 
 
 def top_predictions(logits: torch.Tensor, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:
@@ -184,7 +195,14 @@ def visualize_video(
     ranges = {layer.site: [overlay.low, overlay.high] for layer, overlay in zip(spatial_layers, overlays)}
     summary.write_text(json.dumps(_summary(video, predictions, visual.indices, layers, ranges), indent=2) + "\n")
     return Visualization(
-        animation, grid, temporal, summary, predictions, [layer.label for layer in layers], visual.indices
+        animation,
+        grid,
+        temporal,
+        summary,
+        predictions,
+        [layer.label for layer in layers],
+        visual.indices,
+        animation_layout(visual.frames, overlays, title),
     )
 
 
