@@ -215,10 +215,10 @@ def collate_clips(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
 
     Returns:
         ``{"video": float (N, C, T, H, W), "label": int64 (N,), "video_index": int64 (N,), "skipped": int,
-        "unreadable": list of str}`` (and ``"targets": float (N, K)`` when the items have them): ``skipped`` counts the items of this batch that were dropped and the
-        unreadable videos that training items were replaced past, ``unreadable`` names the latter. When every
-        item was dropped, N = 0 and ``video`` has shape (0, 0, 0, 0, 0): a training step should then do nothing
-        but count.
+        "unreadable": list of str}`` (and ``"targets": float (N, K)`` when the items have them): ``skipped``
+        counts the items of this batch that were dropped and the unreadable videos that training items were
+        replaced past, ``unreadable`` names the latter. When every item was dropped, N = 0 and ``video`` has
+        shape (0, 0, 0, 0, 0): a training step should then do nothing but count.
     """
     kept = [dict(item) for item in items if item is not None]
     unreadable = [path for item in kept for path in item.pop("unreadable", ())]
