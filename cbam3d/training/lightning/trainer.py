@@ -326,7 +326,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ) from error
     if config.pretrained is not None and resume_from is None:
         try:
-            rank_zero_info(load_pretrained(module.model, config.pretrained).summary())
+            rank_zero_info(load_pretrained(module.model, config.pretrained, model_name=config.model).summary())
         except ValueError as error:
             raise UsageError(str(error)) from error
     if config.compile:
