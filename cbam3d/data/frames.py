@@ -113,13 +113,12 @@ class FrameFolderReader:
     Args:
         path: the folder.
         fps: its frame rate; None: :data:`DEFAULT_FRAME_FPS`.
-        threads: unused (the JPEG decoder decides); accepted so the two readers open alike.
 
     Raises:
         VideoDecodeError: the folder holds no frames, a gap in the frame numbers, or an unreadable first frame.
     """
 
-    def __init__(self, path: str | Path, *, fps: float | None = None, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, *, fps: float | None = None) -> None:
         self.path = Path(path)
         self.files = _frame_files(self.path)
         first = self._decode([0])[0]

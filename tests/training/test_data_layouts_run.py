@@ -100,7 +100,9 @@ def test_a_csv_giving_videos_several_labels_is_refused_without_multi_label(
 
 
 @pytest.mark.parametrize("prefix", ["image_", "img_"])
-def test_a_frame_folder_data_set_trains_one_epoch(tmp_path, square_videos, tiny_run, prefix):
+def test_a_frame_folder_data_set_trains_one_epoch_and_predict_reads_a_frame_folder(
+    tmp_path, square_videos, tiny_run, prefix, capsys
+):
     """CLASS/VIDEO/image_00001.jpg (3D-ResNets-PyTorch) and CLASS/VIDEO/img_00001.jpg (MMAction2 rawframes)."""
     data = tmp_path / "frames"
     for index, (label, frames) in enumerate(square_videos):
@@ -111,6 +113,10 @@ def test_a_frame_folder_data_set_trains_one_epoch(tmp_path, square_videos, tiny_
     (data / "cbam3d_dataset.json").write_text('{"flip_safe": false, "fps": 8}')
     metrics = _train(data, tmp_path / "run", tiny_run)
     assert metrics["epochs"] == 1 and metrics["val_videos"] >= 2 and not metrics["unreadable_videos"]
+    capsys.readouterr()
+    assert predict_main([str(data / "left" / "video0"), "--checkpoint", metrics["best_checkpoint"], "--json"]) == 0
+    prediction = json.loads(capsys.readouterr().out)[0]
+    assert prediction["error"] is None and {entry["label"] for entry in prediction["top"]} == {"left", "right"}
 
 
 def test_a_something_something_v2_layout_trains_one_epoch(tmp_path, square_videos, tiny_run):
