@@ -182,10 +182,10 @@ class _Locator:
         index = self._index()
         trimmed = index.get(f"{row.youtube_id}_{start:06d}_{end:06d}")
         if trimmed is not None:
-            return VideoRecord(trimmed, label)
+            return VideoRecord(trimmed, label, labels=labels)
         untrimmed = index.get(row.youtube_id)
         if untrimmed is not None and row.time_end > row.time_start >= 0:
-            return VideoRecord(untrimmed, label, start_sec=row.time_start, end_sec=row.time_end)
+            return VideoRecord(untrimmed, label, start_sec=row.time_start, end_sec=row.time_end, labels=labels)
         return None
 
 
