@@ -21,7 +21,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "decode_error", "read_clip"]
+__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader"]
 
 
 class VideoDecodeError(RuntimeError):
@@ -239,18 +239,3 @@ class _ShownFrame:
         if previous is not None and seconds - previous.seconds <= self.seconds - seconds:
             return previous
         return self
-
-
-def read_clip(path: str | Path, indices: Sequence[int], *, threads: int = 1) -> torch.Tensor:
-    """Open ``path``, read the frames at ``indices`` as uint8 (T, C, H, W), close it."""
-    with VideoReader(path, threads=threads) as reader:
-        return reader.read(indices)
-
-
-def decode_error(path: str | Path) -> str | None:
-    """Why the first frame of ``path`` cannot be decoded, or None when it can."""
-    try:
-        read_clip(path, [0])
-    except VideoDecodeError as error:
-        return str(error)
-    return None

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from cbam3d.data import VideoDecodeError, VideoReader, eval_clip_indices, eval_transform
+from cbam3d.data import VideoDecodeError, eval_clip_indices, eval_transform, open_video
 from cbam3d.utils.atomic import atomic_write
 
 __all__ = ["LONG_VIDEO_SECONDS", "WindowScore", "score_windows", "window_frame_ranges", "write_windows_csv"]
@@ -102,7 +102,7 @@ def score_windows(
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
     transform = eval_transform(clip["size"], resize=clip["eval_resize"], mean=clip["mean"], std=clip["std"])
-    with VideoReader(path) as reader:
+    with open_video(path) as reader:
         info = reader.info
         ranges = window_frame_ranges(info.num_frames, info.fps, window=window, stride=stride)
         wanted = [
