@@ -16,10 +16,12 @@ Typical use::
 """
 
 from .dataset import VideoClipDataset, collate_clips
-from .decoding import VideoDecodeError, VideoInfo, VideoReader, decode_error, read_clip
+from .decoding import VideoDecodeError, VideoInfo, VideoReader
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_dataset
-from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
+from .discovery import SPLITS, discover_videos
 from .encoding import write_video
+from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, FrameFolderReader
+from .reading import decode_error, open_video, read_clip
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
 from .transforms import (
@@ -35,6 +37,7 @@ from .transforms import (
 __all__ = [
     "AUGMENTATIONS",
     "DATASET_INFO_FILE",
+    "DEFAULT_FRAME_FPS",
     "DEMO_CLASSES",
     "DEMO_VARIANTS",
     "KINETICS_MEAN",
@@ -43,6 +46,7 @@ __all__ = [
     "SPLITS",
     "VIDEO_EXTENSIONS",
     "ClipAugmentation",
+    "FrameFolderReader",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoInfo",
@@ -57,6 +61,7 @@ __all__ = [
     "ensure_demo_dataset",
     "eval_clip_indices",
     "eval_transform",
+    "open_video",
     "overview_clip_indices",
     "read_clip",
     "train_clip_indices",

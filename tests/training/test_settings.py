@@ -138,6 +138,7 @@ def test_help_shows_general_demo_and_hard_demo_defaults():
         (dict(cutmix=float("inf")), "--cutmix must be a finite number, got inf"),
         (dict(ema=1.0), "--ema must be in [0, 1), got 1.0"),
         (dict(precise_bn=-3), "--precise-bn must be 0 (off) or a positive integer, got -3"),
+        (dict(class_balanced=True, multi_label=True), "--class-balanced draws by the single label of each video"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_flag(change, message):

@@ -50,6 +50,8 @@ class VideoDataModule(L.LightningDataModule):
         augmentation: RandAugment / TrivialAugment and random erasing of training clips.
         class_balanced: draw training clips class-balanced (:class:`~cbam3d.training.seeding.ClassBalancedSampler`).
         seed: seed of the training order and augmentations.
+        multi_label: items carry multi-hot ``targets`` (videos may have several labels); without it, a data
+            set giving a video several labels is refused.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class VideoDataModule(L.LightningDataModule):
         augmentation: ClipAugmentation = NO_AUGMENTATION,
         class_balanced: bool = False,
         seed: int = 0,
+        multi_label: bool = False,
     ) -> None:
         super().__init__()
         self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
@@ -80,7 +83,14 @@ class VideoDataModule(L.LightningDataModule):
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
-        trained = {record.label for record in self.train_split.records}
+        self.multi_label = multi_label
+        several = next((r for s in (self.train_split, self.val_split) for r in s.records if len(r.labels) > 1), None)
+        if several is not None and not multi_label:
+            raise UsageError(
+                f"data set {self.root}: {several.path} has {len(several.labels)} labels; train with --multi-label "
+                "(or give each video one label)"
+            )
+        trained = {label for record in self.train_split.records for label in record.labels}
         untrained = [name for label, name in enumerate(self.class_names) if label not in trained]
         if untrained:
             raise UsageError(
@@ -95,7 +105,12 @@ class VideoDataModule(L.LightningDataModule):
         self.val_set: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        clip = dict(frames=self.frames, sampling_rate=self.sampling_rate, size=self.size)
+        clip = dict(
+            frames=self.frames,
+            sampling_rate=self.sampling_rate,
+            size=self.size,
+            num_classes=len(self.class_names) if self.multi_label else None,
+        )
         if self.train_set is None:
             self.train_set = make_clip_dataset(
                 self.train_split.records,
