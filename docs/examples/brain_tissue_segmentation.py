@@ -24,7 +24,7 @@ Split: the template is exactly left-right symmetric (the "sym" in its name: one 
 of the other), so a left/right split would validate on a mirrored copy of the training data. The volume is
 instead cut across the anterior-posterior axis at the middle of the brain: the posterior block (occipital and
 parietal lobes, cerebellum) trains, the anterior block (frontal and temporal lobes) validates. A gap of half a
-patch (``--patch // 2`` voxels: 16 voxels = 32 mm by default) between them belongs to neither. Training patches
+patch (``--patch // 2`` voxels: 12 voxels = 24 mm by default) between them belongs to neither. Training patches
 are cut from the training block alone and the sliding window runs on the validation block alone, so no
 validation voxel enters a training input or its receptive field; the gap also keeps the validation border away
 from the voxels next to the training tissue.
@@ -422,8 +422,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--attention", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS),
                         help="none: without attention, the baseline; default: all")  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="S", help="default: 0 1 2")
-    parser.add_argument("--steps", type=int, default=600, help="training steps per run (default 600)")
-    parser.add_argument("--patch", type=int, default=32, help="patch edge in voxels, a multiple of 8 (default 32)")
+    parser.add_argument("--steps", type=int, default=500, help="training steps per run (default 500)")
+    parser.add_argument("--patch", type=int, default=24, help="patch edge in voxels, a multiple of 8 (default 24)")
     parser.add_argument("--batch-size", type=int, default=2, help="patches per step (default 2)")
     parser.add_argument("--width", type=int, default=16,
                         help="channels at full resolution: UNet's first level, SegResNet's init_filters; a "
