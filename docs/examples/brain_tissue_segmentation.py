@@ -86,7 +86,7 @@ from torch import Tensor, nn
 
 from cbam3d.inference.plots import pyplot, save_png
 from cbam3d.models import add_attention
-from cbam3d.training.ablation.report import Column, ReportLayout, write_tables
+from cbam3d.training.ablation import Column, ReportLayout, write_tables
 from cbam3d.utils.atomic import atomic_write, atomic_write_json
 
 NETWORKS = ("unet", "segresnet")
