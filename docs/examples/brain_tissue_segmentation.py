@@ -333,7 +333,7 @@ LAYOUT = ReportLayout(
            Column("peak_memory_mb", "peak memory", "MiB", digits=0)),
     plot_cost=STEP_TIME,
     plot_cost_label="milliseconds per training step (forward, backward, update)",
-    score_title="Validation Dice (mean of GM and WM)",
+    score_title="Validation Dice, mean of GM and WM",
     reading="Dice: on the whole validation block (the anterior half of the brain), grey matter (GM), white "
     "matter (WM) and their mean (background excluded), in percent, mean ± sample standard deviation over "
     "seeds. Dice vs none: difference of the mean Dice to the same network without attention, in points, with "
@@ -394,7 +394,7 @@ def plot_slices(runs: list[Run], brain: Brain, output: Path) -> Path:
         result = read_result(output / run.folder)
         label = f"{configuration}\nDice {result['dice']:.3f} (seed {run.seed})"
         panels.append((label, np.load(output / run.folder / SLICE_FILE), len(CLASSES) - 1))
-    columns = min(len(panels), 6)
+    columns = min(len(panels), 7)
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
     for axis_, (title, picture, white) in zip(axes.flat, panels):
