@@ -1,6 +1,10 @@
 """The report of a grid, rebuilt from its finished runs: ``results.csv`` (one row per run), ``results.md`` (per
 configuration: mean and standard deviation over seeds, the difference in top-1 to ``none`` with a 95 % Welch t
-interval, and the costs) and ``results.png``."""
+interval, and the costs) and ``results.png``.
+
+What a report shows is a :class:`ReportLayout` (the ablation's is :data:`ABLATION_LAYOUT`), so that another grid
+of attention configurations x seeds (docs/examples/brain_tissue_segmentation.py: Dice instead of top-1) gets the
+same statistics and tables through :func:`write_tables`."""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ import csv
 import io
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from scipy import stats
 
@@ -20,7 +25,10 @@ from cbam3d.utils.atomic import atomic_write
 from .runner import METRICS_FILE, RUN_FILE, read_json
 
 __all__ = [
+    "ABLATION_LAYOUT",
     "BASELINE",
+    "Column",
+    "ReportLayout",
     "collect_results",
     "csv_report",
     "markdown_report",
@@ -28,6 +36,7 @@ __all__ = [
     "summarise",
     "welch_interval",
     "write_report",
+    "write_tables",
 ]
 
 BASELINE = "none"
@@ -45,6 +54,64 @@ _CSV_COLUMNS = (
     "parameters",
     "gmacs",
     "folder",
+)
+
+
+class Column(NamedTuple):
+    """One column of a report: the rows' ``key``, its short ``name`` and ``unit``, and a value shown divided by
+    ``scale`` with ``digits`` decimals (a fraction in percent: ``scale=0.01``)."""
+
+    key: str
+    name: str
+    unit: str = ""
+    scale: float = 1.0
+    digits: int = 1
+
+    @property
+    def heading(self) -> str:
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+
+def _the_baseline(configuration: str) -> str:
+    return BASELINE
+
+
+@dataclass(frozen=True)
+class ReportLayout:
+    """What a report shows. ``scores`` are shown as mean ± std over seeds, the first one also as its difference
+    to the configuration's baseline (``baseline_of(configuration)``) with a 95 % Welch interval; ``costs`` as
+    means; ``plot_cost`` is the x axis of the second panel of ``results.png``; ``reading`` the paragraph under
+    the table."""
+
+    scores: tuple[Column, ...]
+    costs: tuple[Column, ...]
+    plot_cost: Column
+    plot_cost_label: str
+    score_title: str
+    reading: str
+    csv_columns: tuple[str, ...]
+    baseline_name: str = BASELINE
+    baseline_of: Callable[[str], str] = _the_baseline
+
+
+_GFLOPS = Column("gmacs", "GFLOPs", digits=3)
+ABLATION_LAYOUT = ReportLayout(
+    scores=(Column("val_top1", "top-1", "%", 0.01), Column("val_top5", "top-5", "%", 0.01)),
+    costs=(
+        Column("parameters", "params", "M", 1e6, 3),
+        _GFLOPS,
+        Column("train_clips_per_second", "clips/s"),
+        Column("peak_memory_mb", "peak memory", "MiB", digits=0),
+    ),
+    plot_cost=_GFLOPS,
+    plot_cost_label="GFLOPs per clip (multiply-accumulates)",
+    score_title="Video-level top-1",
+    reading="Top-1 and top-5: video-level validation accuracy, mean ± sample standard deviation over seeds. "
+    "top-1 vs none: difference of the mean top-1 to the configuration without attention, in points, with "
+    "a 95% Welch t interval; an interval that contains 0 shows no difference. GFLOPs: multiply-accumulates "
+    "of one clip. clips/s: training throughput; peak memory: CUDA allocated on a GPU, resident set size "
+    "on the CPU.",
+    csv_columns=_CSV_COLUMNS,
 )
 
 
@@ -92,114 +159,142 @@ def collect_results(output: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per configuration (in order of first appearance, the baseline first): the statistics of ``results.md``."""
+def summarise(rows: list[dict[str, Any]], layout: ReportLayout = ABLATION_LAYOUT) -> list[dict[str, Any]]:
+    """Per configuration, the statistics of ``results.md``: ``{"configuration", "runs", "scores": {key: (mean,
+    std)}, "versus_baseline": (difference, low, high) | None, <cost key>: mean | None, ...}``.
+
+    Configurations are grouped by baseline (``layout.baseline_of``), the baseline first in its group, the
+    others in order of first appearance.
+    """
     groups: dict[str, list[dict[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: (r["configuration"] != BASELINE, r["seed"])):
+    for row in sorted(rows, key=lambda r: _order(r["configuration"], layout) + (r["seed"],)):
         groups.setdefault(row["configuration"], []).append(row)
-    baseline = [r["val_top1"] for r in groups.get(BASELINE, [])]
+    score = layout.scores[0].key
     summary = []
     for configuration, members in groups.items():
-        top1, top5 = [r["val_top1"] for r in members], [r["val_top5"] for r in members]
+        baseline = layout.baseline_of(configuration)
         costs = {
-            key: statistics.fmean(values) if (values := [r[key] for r in members if r[key] is not None]) else None
-            for key in ("parameters", "gmacs", "train_clips_per_second", "peak_memory_mb")
+            column.key: statistics.fmean(values)
+            if (values := [r[column.key] for r in members if r[column.key] is not None])
+            else None
+            for column in layout.costs
         }
+        scores = {}
+        for column in layout.scores:
+            values = [r[column.key] for r in members]
+            scores[column.key] = (statistics.fmean(values), _std(values))
         summary.append(
             {
                 "configuration": configuration,
                 "runs": len(members),
-                "top1": (statistics.fmean(top1), _std(top1)),
-                "top5": (statistics.fmean(top5), _std(top5)),
-                "versus_baseline": None if configuration == BASELINE else welch_interval(top1, baseline),
+                "scores": scores,
+                "versus_baseline": None
+                if configuration == baseline
+                else welch_interval([r[score] for r in members], [r[score] for r in groups.get(baseline, [])]),
                 **costs,
             }
         )
     return summary
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}"
+def _order(configuration: str, layout: ReportLayout) -> tuple[str, bool]:
+    baseline = layout.baseline_of(configuration)
+    return baseline, configuration != baseline
 
 
-def _optional(value: float | None, scale: float, digits: int) -> str:
-    return "n/a" if value is None else f"{value / scale:.{digits}f}"
+def _optional(value: float | None, column: Column) -> str:
+    return "n/a" if value is None else f"{value / column.scale:.{column.digits}f}"
 
 
-def markdown_report(summary: list[dict[str, Any]], *, runs_total: int) -> str:
+def markdown_report(summary: list[dict[str, Any]], *, runs_total: int, layout: ReportLayout = ABLATION_LAYOUT) -> str:
     """``results.md``: one table row per configuration, then how to read it."""
-    lines = [
-        "| configuration | seeds | top-1 (%) | top-5 (%) | top-1 vs none (95% CI) | params (M) | GFLOPs | "
-        "clips/s | peak memory (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+    score = layout.scores[0]
+    headings = [
+        "configuration",
+        "seeds",
+        *(column.heading for column in layout.scores),
+        f"{score.name} vs {layout.baseline_name} (95% CI)",
+        *(column.heading for column in layout.costs),
     ]
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     for entry in summary:
         difference = entry["versus_baseline"]
-        if entry["configuration"] == BASELINE:
+        if entry["configuration"] == layout.baseline_of(entry["configuration"]):
             versus = "baseline"
         elif difference is None:
             versus = "n/a (needs 2+ seeds of both)"
         else:
-            versus = f"{100 * difference[0]:+.1f} [{100 * difference[1]:+.1f}, {100 * difference[2]:+.1f}]"
-        lines.append(
-            f"| {entry['configuration']} | {entry['runs']} "
-            f"| {_percent(entry['top1'][0])} ± {_percent(entry['top1'][1])} "
-            f"| {_percent(entry['top5'][0])} ± {_percent(entry['top5'][1])} | {versus} "
-            f"| {_optional(entry['parameters'], 1e6, 3)} | {_optional(entry['gmacs'], 1, 3)} "
-            f"| {_optional(entry['train_clips_per_second'], 1, 1)} | {_optional(entry['peak_memory_mb'], 1, 0)} |"
-        )
+            low, high = (f"{value / score.scale:+.{score.digits}f}" for value in difference[1:])
+            versus = f"{difference[0] / score.scale:+.{score.digits}f} [{low}, {high}]"
+        cells = [
+            entry["configuration"],
+            str(entry["runs"]),
+            *(
+                f"{_optional(entry['scores'][c.key][0], c)} ± {_optional(entry['scores'][c.key][1], c)}"
+                for c in layout.scores
+            ),
+            versus,
+            *(_optional(entry[column.key], column) for column in layout.costs),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     finished = sum(entry["runs"] for entry in summary)
     lines += [
         "",
         f"{finished} finished runs" + (f" of {runs_total} in the grid." if runs_total else "."),
-        "Top-1 and top-5: video-level validation accuracy, mean ± sample standard deviation over seeds. "
-        "top-1 vs none: difference of the mean top-1 to the configuration without attention, in points, with "
-        "a 95% Welch t interval; an interval that contains 0 shows no difference. GFLOPs: multiply-accumulates "
-        "of one clip. clips/s: training throughput; peak memory: CUDA allocated on a GPU, resident set size "
-        "on the CPU.",
+        layout.reading,
     ]
     return "\n".join(lines) + "\n"
 
 
-def csv_report(rows: list[dict[str, Any]]) -> str:
+def csv_report(rows: list[dict[str, Any]], columns: Sequence[str] = _CSV_COLUMNS) -> str:
     """``results.csv``: one row per finished run."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
 
 
-def plot_results(summary: list[dict[str, Any]], path: Path) -> Path:
-    """``results.png``: top-1 per configuration with ± std error bars, and top-1 against GFLOPs."""
+def plot_results(summary: list[dict[str, Any]], path: Path, layout: ReportLayout = ABLATION_LAYOUT) -> Path:
+    """``results.png``: the first score per configuration with ± std error bars, and that score against the
+    layout's ``plot_cost``."""
     plt = pyplot()
+    score, cost_column = layout.scores[0], layout.plot_cost
     labels = [entry["configuration"] for entry in summary]
-    means = [100 * entry["top1"][0] for entry in summary]
-    stds = [100 * entry["top1"][1] for entry in summary]
+    means = [entry["scores"][score.key][0] / score.scale for entry in summary]
+    stds = [entry["scores"][score.key][1] / score.scale for entry in summary]
     figure, (bars, cost) = plt.subplots(1, 2, figsize=(12, 4.5))
     bars.bar(range(len(labels)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
     bars.set_xticks(range(len(labels)))
     bars.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-    bars.set(title="Video-level top-1 (mean ± std over seeds)", ylabel="top-1 (%)")
+    bars.set(title=f"{layout.score_title} (mean ± std over seeds)", ylabel=score.heading)
     for entry, mean, std in zip(summary, means, stds):
-        if entry["gmacs"] is not None:
-            cost.errorbar(entry["gmacs"], mean, yerr=std, fmt="o", capsize=4)
-            cost.annotate(entry["configuration"], (entry["gmacs"], mean), fontsize=7, xytext=(4, 4),
-                          textcoords="offset points")  # fmt: skip
-    cost.set(title="Top-1 against cost", xlabel="GFLOPs per clip (multiply-accumulates)", ylabel="top-1 (%)")
+        if entry[cost_column.key] is not None:
+            x = entry[cost_column.key] / cost_column.scale
+            cost.errorbar(x, mean, yerr=std, fmt="o", capsize=4)
+            cost.annotate(entry["configuration"], (x, mean), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    cost.set(title=f"{score.name} against cost", xlabel=layout.plot_cost_label, ylabel=score.heading)
     for axes in (bars, cost):
         axes.grid(alpha=0.3)
     figure.tight_layout()
     return save_png(figure, path)
 
 
-def write_report(output: Path, *, runs_total: int = 0) -> list[dict[str, Any]]:
-    """Write ``results.csv``, ``results.md`` and ``results.png`` under ``output`` from its finished runs."""
-    rows = collect_results(output)
-    summary = summarise(rows)
-    atomic_write(output / "results.csv", lambda file: file.write(csv_report(rows).encode("utf-8")))
-    report = markdown_report(summary, runs_total=runs_total)
+def write_tables(
+    output: Path, rows: list[dict[str, Any]], *, layout: ReportLayout, runs_total: int = 0
+) -> list[dict[str, Any]]:
+    """Write ``results.csv``, ``results.md`` and ``results.png`` under ``output`` from ``rows`` (one per finished
+    run: ``configuration``, ``seed`` and the layout's keys); the summary they show."""
+    summary = summarise(rows, layout)
+    columns = layout.csv_columns
+    atomic_write(output / "results.csv", lambda file: file.write(csv_report(rows, columns).encode("utf-8")))
+    report = markdown_report(summary, runs_total=runs_total, layout=layout)
     atomic_write(output / "results.md", lambda file: file.write(report.encode("utf-8")))
     if summary:
-        plot_results(summary, output / "results.png")
+        plot_results(summary, output / "results.png", layout)
     return summary
+
+
+def write_report(output: Path, *, runs_total: int = 0) -> list[dict[str, Any]]:
+    """Write ``results.csv``, ``results.md`` and ``results.png`` under ``output`` from its finished runs."""
+    return write_tables(output, collect_results(output), layout=ABLATION_LAYOUT, runs_total=runs_total)
