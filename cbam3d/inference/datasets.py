@@ -39,13 +39,16 @@ def make_clip_dataset(
     horizontal_flip: bool = False,
     train_scale: tuple[float, float] = (8 / 7, 10 / 7),
     eval_resize: int | None = None,
+    clips_per_decode: int = 1,
+    decoder: str = "pyav",
 ) -> Dataset:
     """A ``cbam3d.data.VideoClipDataset`` of (C, T, H, W) clips.
 
     "train" mode: random clips, short side resized to a random length in ``size * train_scale``, random
     ``size`` crop, horizontal flip if ``horizontal_flip``. "eval" mode: ``clips_per_video`` evenly spaced clips,
     short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along the long side
-    (1: centre; 3: both ends and the centre).
+    (1: centre; 3: both ends and the centre). ``decoder`` and (train mode) ``clips_per_decode``: see
+    ``cbam3d.data.VideoClipDataset``.
     """
 
     if mode == "train":
@@ -58,6 +61,8 @@ def make_clip_dataset(
             clips_per_video=clips_per_video,
             flip=horizontal_flip,
             train_scale=train_scale,
+            clips_per_decode=clips_per_decode,
+            decoder=decoder,
         )
     return VideoClipDataset(
         records,
@@ -68,6 +73,7 @@ def make_clip_dataset(
         clips_per_video=clips_per_video,
         crops_per_clip=crops_per_clip,
         eval_resize=eval_resize,
+        decoder=decoder,
     )
 
 

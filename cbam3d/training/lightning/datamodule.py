@@ -48,6 +48,9 @@ class VideoDataModule(L.LightningDataModule):
         horizontal_flip: flip training clips at random; None: unless the data set is marked as not flip-safe
             (``VideoSplit.flip_safe``, False for the demo set, whose classes include left and right motion).
         seed: seed of the training order and augmentations.
+        clips_per_decode: training clips from one decode of a video (``VideoClipDataset``'s); a training batch
+            holds ``batch_size // clips_per_decode`` videos.
+        decoder: the video decoder (see ``cbam3d.data.decoders``).
     """
 
     def __init__(
@@ -64,12 +67,17 @@ class VideoDataModule(L.LightningDataModule):
         horizontal_flip: bool | None = None,
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
         seed: int = 0,
+        clips_per_decode: int = 1,
+        decoder: str = "pyav",
     ) -> None:
         super().__init__()
         self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
         self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
         self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
         self.train_scale = tuple(train_scale)
+        if batch_size % clips_per_decode:
+            raise UsageError(f"batch_size {batch_size} must be a multiple of clips_per_decode {clips_per_decode}")
+        self.clips_per_decode, self.decoder = clips_per_decode, decoder
         self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
         self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
         if list(self.val_split.class_names) != list(self.train_split.class_names):
@@ -90,13 +98,14 @@ class VideoDataModule(L.LightningDataModule):
         self.val_set: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        clip = dict(frames=self.frames, sampling_rate=self.sampling_rate, size=self.size)
+        clip = dict(frames=self.frames, sampling_rate=self.sampling_rate, size=self.size, decoder=self.decoder)
         if self.train_set is None:
             self.train_set = make_clip_dataset(
                 self.train_split.records,
                 mode="train",
                 train_scale=self.train_scale,
                 horizontal_flip=self.horizontal_flip,
+                clips_per_decode=self.clips_per_decode,
                 **clip,
             )
         if self.val_set is None:
@@ -110,11 +119,13 @@ class VideoDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
 
         sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch) if train else None
+        # a training item holds clips_per_decode clips of one video
+        items_per_batch = self.batch_size // self.clips_per_decode if train else self.batch_size
         return DataLoader(
             SeededItems(dataset) if train else dataset,
-            batch_size=self.batch_size,
+            batch_size=items_per_batch,
             sampler=sampler,
-            drop_last=train and len(dataset) > self.batch_size,
+            drop_last=train and len(dataset) > items_per_batch,
             num_workers=self.num_workers,
             collate_fn=collate_clips,
             pin_memory=torch.cuda.is_available(),

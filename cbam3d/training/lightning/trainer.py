@@ -271,6 +271,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         horizontal_flip=config.horizontal_flip,
         train_scale=config.train_scale,
         seed=config.seed,
+        clips_per_decode=config.clips_per_decode,
+        decoder=config.decoder,
     )
 
     if resumed_info is not None and data.class_names != list(resumed_info["class_names"]):
