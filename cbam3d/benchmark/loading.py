@@ -8,8 +8,9 @@ does. Multiply by ``num_workers`` (up to the number of free CPU cores) for a loa
 
 Each loader is a :class:`LoaderCase` in :data:`LOADER_CASES`: a name, the settings that describe it, and a
 function that turns :class:`LoaderInputs` (the video, a scratch folder for files it prepares, the clip wanted)
-into an endless iterator of clips. The training cases, side by side: the loader before the decoder scaled
-(``videoclip-train-fullsize``: full-size RGB, resized in torch), today's (``videoclip-train``), four clips per
+into an endless iterator of clips. The training cases, side by side: the loader as it was before the fast
+decoding (``videoclip-train-before``: every frame decoded, full-size RGB, resized in torch), today's
+(``videoclip-train``), four clips per
 decode (``-k4``), the file re-encoded by ``cbam3d prepare`` (``prepared-*``), decord where it is installed
 (``decord-*``) and PyTorchVideo's ``LabeledVideoDataset`` (``pytorchvideo-train``). A new loader, measured side
 by side with the others and written as one more JSON entry, is one more entry there.
@@ -171,9 +172,13 @@ _PREPARED = "the file re-encoded by cbam3d prepare (defaults)"
 
 LOADER_CASES: tuple[LoaderCase, ...] = (
     LoaderCase(
-        "videoclip-train-fullsize",
-        {"dataset": _DATASET, "mode": "train", "decoding": "PyAV, seek to the clip, full-size RGB, resized in torch"},
-        functools.partial(_video_clip_dataset, mode="train", resize_in_decoder=False),
+        "videoclip-train-before",
+        {
+            "dataset": _DATASET,
+            "mode": "train",
+            "decoding": "PyAV, seek to the clip, every frame decoded, full-size RGB, resized in torch",
+        },
+        functools.partial(_video_clip_dataset, mode="train", fast_decoding=False),
     ),
     LoaderCase(
         "videoclip-train",

@@ -46,12 +46,13 @@ class VideoClipDataset(Dataset):
     window, with its own crop and flip; the short side is drawn once per decode); :func:`collate_clips` stacks
     them as K samples.
 
-    Decoding: the frames are decoded with ``decoder`` (see :mod:`cbam3d.data.decoders`). With the built-in
-    transforms and ``resize_in_decoder`` (the default), the decoder scales them to the short side the transform
-    needs in its RGB conversion (train mode: one drawn from :func:`~cbam3d.data.transforms.train_short_sides`;
-    eval mode: ``eval_resize``) and the transform only crops, flips and normalises; ``resize_in_decoder=False``
-    converts full-size frames and resizes them in torch (the loader before the decoder scaled; kept to measure
-    against).
+    Decoding: the frames are decoded with ``decoder`` (see :mod:`cbam3d.data.decoders`). With
+    ``fast_decoding`` (the default), frames before the clip that no frame refers to are not decoded, and, with the
+    built-in transforms, the decoder scales the frames to the short side the transform needs in its RGB
+    conversion (train mode: one drawn from :func:`~cbam3d.data.transforms.train_short_sides`; eval mode:
+    ``eval_resize``), so the transform only crops, flips and normalises. ``fast_decoding=False`` decodes every
+    frame from the key frame, converts them at full size and resizes in torch: the loader as it was before, kept
+    to be measured against (``cbam3d benchmark --data``).
 
     A file that cannot be decoded gives a ``warnings.warn`` naming it (once per file and process) and one more
     in :attr:`skipped` (each DataLoader worker process holds its own copy). In train mode the item is then read
@@ -74,7 +75,7 @@ class VideoClipDataset(Dataset):
         eval_resize: eval mode's short side before cropping (see :func:`eval_transform`); ``size`` when None.
         decode_threads: FFmpeg threads per file; keep 1 with DataLoader workers.
         decoder: a name of :data:`~cbam3d.data.decoders.DECODERS` (installed).
-        resize_in_decoder: let the decoder scale the frames (built-in transforms only; see above).
+        fast_decoding: skip unreferenced frames and let the decoder scale (see above).
         clips_per_decode: train mode only; clips per item, all from one decode (see above).
     """
 
@@ -94,7 +95,7 @@ class VideoClipDataset(Dataset):
         eval_resize: int | None = None,
         decode_threads: int = 1,
         decoder: str = "pyav",
-        resize_in_decoder: bool = True,
+        fast_decoding: bool = True,
         clips_per_decode: int = 1,
     ) -> None:
         records = list(records)
@@ -125,7 +126,8 @@ class VideoClipDataset(Dataset):
         self.decode_threads, self.decoder, self.clips_per_decode = decode_threads, decoder, clips_per_decode
         #: The short sides the decoder scales to, one drawn per decode; None: full-size frames.
         self.decoded_short_sides: list[int] | None = None
-        if transform is None and resize_in_decoder:
+        self.fast_decoding = fast_decoding
+        if transform is None and fast_decoding:
             if mode == "train":
                 self.decoded_short_sides = train_short_sides(size, train_scale)
             else:
@@ -220,7 +222,7 @@ class VideoClipDataset(Dataset):
         with open_video(record.path, decoder=self.decoder, threads=self.decode_threads) as reader:
             clips = self._decode_clips(reader.info, record, clip)
             wanted = sorted({index for indices in clips for index in indices})
-            decoded = reader.read(wanted, short_side=short_side)
+            decoded = reader.read(wanted, short_side=short_side, skip_unreferenced=self.fast_decoding)
         row_of = {index: row for row, index in enumerate(wanted)}
         frames = [decoded[[row_of[index] for index in indices]] for indices in clips]
         if self.mode == "eval" and self.crops_per_clip > 1:

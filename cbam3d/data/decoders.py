@@ -49,9 +49,12 @@ class DecordReader:
         with VideoReader(self.path, threads=1) as probe:
             self.info: VideoInfo = probe.info
 
-    def read(self, indices: Sequence[int], *, short_side: int | None = None) -> torch.Tensor:
+    def read(
+        self, indices: Sequence[int], *, short_side: int | None = None, skip_unreferenced: bool = True
+    ) -> torch.Tensor:
         """Frames at the given 0-based indices as uint8 (T, C, H, W), like
-        :meth:`~cbam3d.data.decoding.VideoReader.read`; an index past the last frame gets the last one."""
+        :meth:`~cbam3d.data.decoding.VideoReader.read`; an index past the last frame gets the last one.
+        ``skip_unreferenced`` is accepted for the common interface: decord chooses what it decodes itself."""
         # Deferred: decord is an optional backend, imported only when chosen.
         import decord
 

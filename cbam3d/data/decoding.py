@@ -118,7 +118,9 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: a decoded frame has no timestamp")
         return float((frame.pts - start_pts) * time_base)
 
-    def _decode(self, wanted: list[int], *, seek: bool, size: tuple[int, int] | None) -> dict[int, np.ndarray]:
+    def _decode(
+        self, wanted: list[int], *, seek: bool, size: tuple[int, int] | None, skip: bool
+    ) -> dict[int, np.ndarray]:
         """Frame index -> RGB array ((H, W) = ``size`` when given) for the sorted ``wanted`` indices, chosen by
         timestamp.
 
@@ -127,7 +129,7 @@ class VideoReader:
         ones, whose frame ``i`` is shown at exactly that time. Empty when seeking landed more than half a frame
         after the first wanted time.
 
-        Packets shown more than two frames before the first wanted time are decoded with
+        With ``skip``, packets shown more than two frames before the first wanted time are decoded with
         ``skip_frame="NONREF"``: a frame no other frame refers to cannot be part of the clip or shape a frame
         that is, so it need not be decoded at all.
         """
@@ -141,14 +143,14 @@ class VideoReader:
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         else:
             self._container.seek(0)
-        preroll_end = start_pts + (wanted[0] - 2) / fps / time_base
+        preroll_end = start_pts + (wanted[0] - 2) / fps / time_base if skip else -math.inf
         pending = deque(wanted)
         arrays: dict[int, np.ndarray] = {}
         previous: _ShownFrame | None = None
         try:
             for packet in self._container.demux(stream):
-                skip = packet.pts is not None and packet.pts < preroll_end
-                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                before_clip = packet.pts is not None and packet.pts < preroll_end
+                context.skip_frame = "NONREF" if before_clip else "DEFAULT"
                 for frame in context.decode(packet):
                     current = _ShownFrame(frame, self._seconds(frame, start_pts, time_base), size)
                     if previous is None and seek and current.seconds > pending[0] / fps + 0.5 / fps:
@@ -166,10 +168,13 @@ class VideoReader:
                 arrays[pending.popleft()] = previous.rgb()
         return arrays
 
-    def read(self, indices: Sequence[int], *, short_side: int | None = None) -> torch.Tensor:
+    def read(
+        self, indices: Sequence[int], *, short_side: int | None = None, skip_unreferenced: bool = True
+    ) -> torch.Tensor:
         """Frames at the given 0-based indices (any order, repeats allowed), scaled by libswscale in the RGB
         conversion to a short side of ``short_side`` pixels (aspect ratio kept, see :func:`scaled_size`) when
-        it is given.
+        it is given. ``skip_unreferenced=False`` decodes every frame from the key frame on (the same frames,
+        more slowly; kept to be measured against).
 
         Returns:
             uint8 tensor of shape (T, C, H, W) with C = 3 (RGB), T = ``len(indices)``, (H, W) the file's or
@@ -190,9 +195,9 @@ class VideoReader:
         first, last = ordered[0], ordered[-1]
         size = None if short_side is None else scaled_size(self.info.height, self.info.width, short_side)
         try:
-            arrays = self._decode(ordered, seek=first > 0, size=size)
+            arrays = self._decode(ordered, seek=first > 0, size=size, skip=skip_unreferenced)
             if not arrays and first > 0:  # seeking failed on this file: decode from the start instead
-                arrays = self._decode(ordered, seek=False, size=size)
+                arrays = self._decode(ordered, seek=False, size=size, skip=skip_unreferenced)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
         if not arrays:

@@ -122,10 +122,10 @@ def test_loader_settings_and_defaults_are_those_of_the_former_measurement():
 
 
 def test_the_side_by_side_cases_are_all_there_and_optional_ones_only_where_installed(monkeypatch):
-    """Today's loader before and after the decoder scaled, K clips per decode, the prepared file, decord and
+    """The loader before and after the fast decoding, K clips per decode, the prepared file, decord and
     PyTorchVideo; a case whose package is missing is left out of the default list and refused by name."""
     assert loader_names()[:5] == [
-        "videoclip-train-fullsize",
+        "videoclip-train-before",
         "videoclip-train",
         "videoclip-train-k4",
         "prepared-train",
