@@ -43,7 +43,8 @@ class VideoClipDataset(Dataset):
     T = ``frames`` and H = W = ``size``; average the scores of the items sharing a ``video_index`` to get
     video-level predictions. In train mode with ``clips_per_decode`` K > 1, an item is a list of K such dicts:
     K clips drawn from one decode of a window twice a clip's span (each clip at its own random position in the
-    window, with its own crop and flip; the short side is drawn once per decode); :func:`collate_clips` stacks
+    window, a whole number of sampling steps from the others, with its own crop and flip; the short side is drawn
+    once per decode); :func:`collate_clips` stacks
     them as K samples.
 
     Decoding: the frames are decoded with ``decoder`` (see :mod:`cbam3d.data.decoders`). With
@@ -193,15 +194,20 @@ class VideoClipDataset(Dataset):
 
     def _decode_clips(self, info: VideoInfo, record: VideoRecord, clip: int) -> list[list[int]]:
         """The frame indices of the clips one decode gives: one clip, or ``clips_per_decode`` random clips in a
-        random window twice a clip's span (the whole time window when it is shorter)."""
+        random window twice a clip's span (the whole time window when it is shorter). The clips of one window
+        start a whole number of ``sampling_rate`` steps apart, so they share frames: fewer to convert to RGB."""
         if self.clips_per_decode == 1:
             return [self._clip_indices(info, record, clip)]
         offset, length = self._time_window(info, record)
-        window = min(length, 2 * clip_span(self.frames, self.sampling_rate))
+        span = clip_span(self.frames, self.sampling_rate)
+        window = min(length, 2 * span)
         start = offset + int(torch.randint(length - window + 1, (1,)))
+        if window < span:  # a short video: each clip spreads over all of it
+            return [train_clip_indices(window, self.frames, self.sampling_rate, offset=start)] * self.clips_per_decode
+        steps = torch.randint((window - span) // self.sampling_rate + 1, (self.clips_per_decode,)).tolist()
         return [
-            train_clip_indices(window, self.frames, self.sampling_rate, offset=start)
-            for _ in range(self.clips_per_decode)
+            list(range(start + step * self.sampling_rate, start + step * self.sampling_rate + span, self.sampling_rate))
+            for step in steps
         ]
 
     def clip_indices_for(self, video_index: int, clip_index: int = 0) -> list[int]:
