@@ -125,3 +125,12 @@ def test_prepare_refuses_a_target_that_overlaps_the_source(tmp_path, demo_root, 
     line = usage_error(prepare_main, [str(demo_root), str(target_of(demo_root))])
     assert message in line
     assert not (demo_root / "inside").exists()
+
+
+def test_a_video_whose_container_cannot_hold_h264_keeps_its_name_and_decodes(tmp_path, make_noise_video):
+    """A .webm (Something-Something v2) or .avi keeps the name its lists use; the copy is Matroska inside."""
+    source = make_noise_video(tmp_path / "clip.mp4", frames=12)
+    for name in ("12345.webm", "v_run.avi"):
+        target = tmp_path / name
+        assert encode_video(source, target, SMALL) == 12
+        assert frame_count(target) == 12
