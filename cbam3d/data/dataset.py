@@ -48,12 +48,12 @@ class VideoClipDataset(Dataset):
     them as K samples.
 
     Decoding: the frames are decoded with ``decoder`` (see :mod:`cbam3d.data.decoders`). With
-    ``fast_decoding`` (the default), frames before the clip that no frame refers to are not decoded, and, with the
-    built-in transforms, the decoder scales the frames to the short side the transform needs in its RGB
-    conversion (train mode: one drawn from :func:`~cbam3d.data.transforms.train_short_sides`; eval mode:
-    ``eval_resize``), so the transform only crops, flips and normalises. ``fast_decoding=False`` decodes every
-    frame from the key frame, converts them at full size and resizes in torch: the loader as it was before, kept
-    to be measured against (``cbam3d benchmark --data``).
+    ``fast_decoding`` (the default), frames before the clip that no frame refers to are not decoded, and, in
+    train mode with the built-in transform, the decoder scales the frames in its RGB conversion to a short side
+    drawn from :func:`~cbam3d.data.transforms.train_short_sides`, so the transform only crops, flips and
+    normalises (eval mode resizes in torch, exactly as prediction and the attention maps do).
+    ``fast_decoding=False`` decodes every frame from the key frame, converts them at full size and resizes in
+    torch: the loader as it was before, kept to be measured against (``cbam3d benchmark --data``).
 
     A file that cannot be decoded gives a ``warnings.warn`` naming it (once per file and process) and one more
     in :attr:`skipped` (each DataLoader worker process holds its own copy). In train mode the item is then read
@@ -128,11 +128,9 @@ class VideoClipDataset(Dataset):
         #: The short sides the decoder scales to, one drawn per decode; None: full-size frames.
         self.decoded_short_sides: list[int] | None = None
         self.fast_decoding = fast_decoding
-        if transform is None and fast_decoding:
-            if mode == "train":
-                self.decoded_short_sides = train_short_sides(size, train_scale)
-            else:
-                self.decoded_short_sides = [size if eval_resize is None else eval_resize]
+        # Eval mode resizes in torch, as prediction and the attention maps do: the same clip everywhere.
+        if transform is None and fast_decoding and mode == "train":
+            self.decoded_short_sides = train_short_sides(size, train_scale)
         self.transforms = self._build_transforms(transform, flip, train_scale, eval_resize)
         self.skipped = 0
         self._reported: set[str] = set()
@@ -222,11 +220,11 @@ class VideoClipDataset(Dataset):
         if self.mode == "eval" and self._cache is not None and self._cache[0] == key:
             return [self._cache[1]]
         record = self.records[video]
-        short_side = None
-        if self.decoded_short_sides is not None:
-            short_side = self.decoded_short_sides[int(torch.randint(len(self.decoded_short_sides), (1,)))]
         with open_video(record.path, decoder=self.decoder, threads=self.decode_threads) as reader:
             clips = self._decode_clips(reader.info, record, clip)
+            short_side = None
+            if self.decoded_short_sides is not None:
+                short_side = self.decoded_short_sides[int(torch.randint(len(self.decoded_short_sides), (1,)))]
             wanted = sorted({index for indices in clips for index in indices})
             decoded = reader.read(wanted, short_side=short_side, skip_unreferenced=self.fast_decoding)
         row_of = {index: row for row, index in enumerate(wanted)}
