@@ -40,6 +40,8 @@ def make_clip_dataset(
     train_scale: tuple[float, float] = (8 / 7, 10 / 7),
     eval_resize: int | None = None,
     num_classes: int | None = None,
+    clips_per_decode: int = 1,
+    decoder: str = "pyav",
 ) -> Dataset:
     """A ``cbam3d.data.VideoClipDataset`` of (C, T, H, W) clips.
 
@@ -47,7 +49,8 @@ def make_clip_dataset(
     ``size`` crop, horizontal flip if ``horizontal_flip``. "eval" mode: ``clips_per_video`` evenly spaced clips,
     short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along the long side
     (1: centre; 3: both ends and the centre). ``num_classes``: items carry multi-hot ``targets`` of that many
-    classes (multi-label data).
+    classes (multi-label data). ``decoder`` and (train mode) ``clips_per_decode``: see
+    ``cbam3d.data.VideoClipDataset``.
     """
 
     if mode == "train":
@@ -61,6 +64,8 @@ def make_clip_dataset(
             flip=horizontal_flip,
             train_scale=train_scale,
             num_classes=num_classes,
+            clips_per_decode=clips_per_decode,
+            decoder=decoder,
         )
     return VideoClipDataset(
         records,
@@ -72,6 +77,7 @@ def make_clip_dataset(
         crops_per_clip=crops_per_clip,
         eval_resize=eval_resize,
         num_classes=num_classes,
+        decoder=decoder,
     )
 
 

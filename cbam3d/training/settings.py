@@ -40,6 +40,7 @@ from typing import Any
 
 from cbam3d.attention.registry import attention_names
 from cbam3d.data import DEMO_VARIANTS
+from cbam3d.data.decoders import available_decoders
 from cbam3d.models import MODEL_NAMES
 from cbam3d.utils.atomic import check_output_folder
 from cbam3d.utils.errors import UsageError
@@ -195,6 +196,21 @@ class TrainConfig:
         default_text=f"the CPU cores, at most {_MAX_WORKERS} ({min(_MAX_WORKERS, os.cpu_count() or 1)} here)",
         metavar="N",
         checks=(at_least_zero,),
+        kept_on_resume=False,
+    )
+    clips_per_decode: int | None = setting(
+        "data",
+        "training clips taken from one decode of a video, each at its own position in a window twice a clip's "
+        "span, with its own crop and flip; each counts as one clip of --batch-size, which must be a multiple of K",
+        general=1,
+        metavar="K",
+        checks=(positive_integer,),
+    )
+    decoder: str | None = setting(
+        "data",
+        "video decoder (decord when its package is installed)",
+        general="pyav",
+        choices=available_decoders,
         kept_on_resume=False,
     )
     # model
@@ -451,6 +467,10 @@ def resolve_config(config: TrainConfig, resumed: dict[str, Any] | None = None) -
         problem = None if value is None else declared.problem(value)
         if problem is not None:
             raise UsageError(problem)
+    if resolved.batch_size % resolved.clips_per_decode:
+        raise UsageError(
+            f"--batch-size {resolved.batch_size} must be a multiple of --clips-per-decode {resolved.clips_per_decode}"
+        )
     if resolved.data is not None and resolved.demo != "standard":
         raise UsageError(f"--demo {resolved.demo} chooses a generated demo set: leave out --data, or leave out --demo")
     return resolved

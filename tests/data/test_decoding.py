@@ -91,3 +91,38 @@ def test_each_unusual_but_valid_video_gives_a_full_rgb_clip(readable_unusual_vid
     """10-bit, VP9, MJPEG, grey, odd-sized, variable-rate and one-frame files all give (T, 3, H, W) clips."""
     clip = read_clip(readable_unusual_video, [0, 2, 4, 6])
     assert clip.shape[:2] == (4, 3) and clip.dtype == torch.uint8
+
+
+def test_skipping_unreferenced_frames_before_a_clip_gives_exactly_the_frames_of_a_full_decode(
+    make_noise_video, tmp_path
+):
+    """The pre-roll skips B-frames no frame refers to; the clip's frames are those of decoding every frame."""
+    video = make_noise_video(tmp_path / "noise.mp4", frames=80)
+    with VideoReader(video) as reader:
+        every = dict(reader.frames())
+        for start in (0, 1, 9, 30, 47, 61):
+            indices = list(range(start, min(start + 14, 80), 2))
+            assert torch.equal(reader.read(indices), torch.stack([every[i] for i in indices]))
+
+
+def test_a_short_side_scales_in_the_rgb_conversion_keeping_the_aspect_ratio(make_noise_video, tmp_path):
+    video = make_noise_video(tmp_path / "noise.mp4", frames=10, height=48, width=64)
+    scaled = read_clip(video, [2, 5], short_side=24)
+    assert tuple(scaled.shape) == (2, 3, 24, 32) and scaled.dtype == torch.uint8
+    full = torch.nn.functional.interpolate(read_clip(video, [2, 5]).float(), size=(24, 32), mode="area")
+    assert float((scaled.float() - full).abs().mean()) < 12
+
+
+def test_the_decoders_agree_on_the_frames_of_a_clip(make_noise_video, tmp_path):
+    """decord (where installed) gives PyAV's frames up to the YUV -> RGB rounding, at full size and scaled."""
+    pytest.importorskip("decord")
+    from cbam3d.data.decoders import open_video
+
+    video = make_noise_video(tmp_path / "noise.mp4", frames=40, height=48, width=64)
+    indices = [0, 7, 8, 21, 39, 39]
+    for short_side in (None, 32):
+        with open_video(video, decoder="pyav") as pyav, open_video(video, decoder="decord") as decord:
+            assert pyav.info == decord.info
+            ours, theirs = pyav.read(indices, short_side=short_side), decord.read(indices, short_side=short_side)
+        assert ours.shape == theirs.shape
+        assert float((ours.float() - theirs.float()).abs().mean()) < (3 if short_side is None else 12)

@@ -50,6 +50,9 @@ class VideoDataModule(L.LightningDataModule):
         seed: seed of the training order and augmentations.
         multi_label: items carry multi-hot ``targets`` (videos may have several labels); without it, a data
             set giving a video several labels is refused.
+        clips_per_decode: training clips from one decode of a video (``VideoClipDataset``'s); a training batch
+            holds ``batch_size // clips_per_decode`` videos.
+        decoder: the video decoder (see ``cbam3d.data.decoders``).
     """
 
     def __init__(
@@ -67,12 +70,17 @@ class VideoDataModule(L.LightningDataModule):
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
         seed: int = 0,
         multi_label: bool = False,
+        clips_per_decode: int = 1,
+        decoder: str = "pyav",
     ) -> None:
         super().__init__()
         self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
         self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
         self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
         self.train_scale = tuple(train_scale)
+        if batch_size % clips_per_decode:
+            raise UsageError(f"batch_size {batch_size} must be a multiple of clips_per_decode {clips_per_decode}")
+        self.clips_per_decode, self.decoder = clips_per_decode, decoder
         self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
         self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
         if list(self.val_split.class_names) != list(self.train_split.class_names):
@@ -105,6 +113,7 @@ class VideoDataModule(L.LightningDataModule):
             sampling_rate=self.sampling_rate,
             size=self.size,
             num_classes=len(self.class_names) if self.multi_label else None,
+            decoder=self.decoder,
         )
         if self.train_set is None:
             self.train_set = make_clip_dataset(
@@ -112,6 +121,7 @@ class VideoDataModule(L.LightningDataModule):
                 mode="train",
                 train_scale=self.train_scale,
                 horizontal_flip=self.horizontal_flip,
+                clips_per_decode=self.clips_per_decode,
                 **clip,
             )
         if self.val_set is None:
@@ -125,11 +135,13 @@ class VideoDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
 
         sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._current_epoch) if train else None
+        # a training item holds clips_per_decode clips of one video
+        items_per_batch = self.batch_size // self.clips_per_decode if train else self.batch_size
         return DataLoader(
             SeededItems(dataset) if train else dataset,
-            batch_size=self.batch_size,
+            batch_size=items_per_batch,
             sampler=sampler,
-            drop_last=train and len(dataset) > self.batch_size,
+            drop_last=train and len(dataset) > items_per_batch,
             num_workers=self.num_workers,
             collate_fn=collate_clips,
             pin_memory=torch.cuda.is_available(),

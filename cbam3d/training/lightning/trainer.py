@@ -285,6 +285,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         train_scale=config.train_scale,
         seed=config.seed,
         multi_label=config.multi_label,
+        clips_per_decode=config.clips_per_decode,
+        decoder=config.decoder,
     )
 
     if resumed_info is not None and data.class_names != list(resumed_info["class_names"]):
