@@ -1,6 +1,9 @@
-"""Settings and fixtures that several test folders share: ``randomize``, the tiny training run's flags
-(``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``, ``usage_error`` and ``load_script``. Fixtures that one
-folder uses live in that folder's conftest.py."""
+"""Settings and fixtures that several test folders share: ``device`` (the CPU, and CUDA for ``pytest -m gpu``),
+``randomize``, the tiny training run's flags (``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``,
+``usage_error`` and ``load_script``. Fixtures that one folder uses live in that folder's conftest.py.
+
+Tests marked ``gpu`` are left out of the default run (pyproject.toml's addopts) and skipped, with the reason, where
+no CUDA device is available: ``pytest -m gpu --collect-only`` lists them on any machine."""
 
 import importlib.util
 import sys
@@ -20,6 +23,38 @@ from cbam3d.attention.dims import BATCH_NORM
 torch.set_num_threads(1)
 
 _NORMS = tuple(BATCH_NORM.values())
+
+NO_CUDA = "needs a CUDA device (torch.cuda.is_available() is False)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test marked ``gpu`` is skipped, with :data:`NO_CUDA` as the reason, where CUDA is not available."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=NO_CUDA)
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request) -> torch.device:
+    """The device a test body runs on: the CPU in the default run, CUDA under ``pytest -m gpu`` (marked ``gpu``).
+
+    On CUDA, TF32 is off for the test (convolutions and matrix products in full float32), so that float32 results
+    compare with float32 references at float32 accuracy; the settings are restored afterwards."""
+    if request.param == "cpu":
+        yield torch.device("cpu")
+        return
+    # The legacy switches, as cbam3d.training sets them (torch refuses reads after a mix of legacy and new ones).
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield torch.device("cuda")
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from cbam3d import BAM, CBAM, SE
+from cbam3d import BAM, CBAM, ECA, SE
 
 MODULES = {
     "se": lambda channels, dims: SE(channels, dims=dims, reduction=4),
@@ -235,3 +235,77 @@ def test_bam_keeps_neither_its_sigmoid_nor_its_factor():
     input_bytes = x.numel() * x.element_size()
     kept, eager = unique_bytes(saved_tensors(bam, x)), unique_bytes(saved_tensors(_Eager(bam), x))
     assert kept < 1.5 * input_bytes < eager - input_bytes
+
+
+# --- on each device: float32, and bf16 / fp16 autocast, against the float32 eager formulas -----------------------
+# The reference is a float32 copy of the module run eagerly on the same input values (the input rounded to the
+# autocast format first, as a convolution's output under autocast is), so the errors measured are the module's.
+# Tolerances, relative to the reference's scale:
+# - outputs, against their largest magnitude: float32 with TF32 off 1e-5 (float32's epsilon, 1.2e-7, grown by sums
+#   over up to a few hundred terms); fp16 and bf16 four units of roundoff of the format (2^-11 and 2^-8, so 2e-3 and
+#   1.6e-2): the eager parts of BAM and ECA in the format, then the output rounded to it;
+# - the input's gradient, in norm: 4 times the output's, as rounding re-orders near-equal values in the max pools
+#   and so moves whole gradient contributions to other elements (2.7e-2 measured for CBAM in bf16 on the CPU);
+# - the parameters' gradients, all together in norm: float32 1e-5; autocast 0.15: BAM's spatial branch runs four
+#   convolutions and train-mode BatchNorms deep in the format, and a BatchNorm's backward subtracts means
+#   (cancellation), so its parameters' gradients carry errors of several percent (up to 9.5e-2 measured in bf16 on
+#   the CPU, 3 seeds); a wrong formula gives errors of order 1.
+AUTOCAST = {"fp16": (torch.float16, 2e-3), "bf16": (torch.bfloat16, 1.6e-2)}
+FLOAT32_TOLERANCE = 1e-5
+AUTOCAST_PARAMETER_TOLERANCE = 0.15
+ALL_MODULES = {**MODULES, "eca": lambda channels, dims: ECA(channels, dims=dims, kernel_size=3)}
+
+
+def relative_error(actual, expected, *, norm):
+    """|actual - expected| over |expected|, in norm (``norm``) or in largest magnitude."""
+    difference, expected = actual.float() - expected.float(), expected.float()
+    if norm:
+        return (difference.norm() / expected.norm()).item()
+    return (difference.abs().max() / expected.abs().max()).item()
+
+
+def check_against_float32_eager(module, reference, x, *, dtype, tolerance):
+    """``module`` on ``x`` rounded to ``dtype``, under autocast to it, against ``reference``, a float32 copy, on
+    the same values in float32 without autocast: output, input and parameter gradients and their dtypes (``dtype``
+    None: float32 without autocast)."""
+    x_run = x.detach().to(dtype or torch.float32).requires_grad_()
+    x_reference = x_run.detach().float().requires_grad_()
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        out = module(x_run)
+    expected = reference(x_reference)
+    assert out.dtype == x_run.dtype and out.device == x.device
+    assert relative_error(out, expected, norm=False) <= tolerance
+    grad = torch.randn_like(expected)
+    out.backward(grad.to(out.dtype))
+    expected.backward(grad)
+    assert x_run.grad.dtype == x_run.dtype
+    assert relative_error(x_run.grad, x_reference.grad, norm=True) <= (4 * tolerance if dtype else tolerance)
+    assert all(p.grad.dtype == p.dtype for p in module.parameters())
+    gradients = torch.cat([p.grad.flatten() for p in module.parameters()])
+    expected_gradients = torch.cat([p.grad.flatten() for p in reference.parameters()])
+    parameter_tolerance = AUTOCAST_PARAMETER_TOLERANCE if dtype else tolerance
+    assert relative_error(gradients, expected_gradients, norm=True) <= parameter_tolerance
+
+
+def _module_and_eager_reference(name, device, randomize, train=True):
+    torch.manual_seed(0)
+    module = randomize(ALL_MODULES[name](16, 3)).to(device).train(train)
+    return module, _Eager(copy.deepcopy(module))
+
+
+@pytest.mark.parametrize("name", list(ALL_MODULES))
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_in_float32_the_modules_match_the_float32_eager_formulas_on_each_device(name, train, device, randomize):
+    module, reference = _module_and_eager_reference(name, device, randomize, train)
+    x = torch.randn(SHAPES[3], device=device)
+    check_against_float32_eager(module, reference, x, dtype=None, tolerance=FLOAT32_TOLERANCE)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", list(AUTOCAST))
+@pytest.mark.parametrize("name", list(ALL_MODULES))
+def test_under_autocast_on_cuda_the_modules_match_the_float32_eager_formulas(name, precision, randomize):
+    dtype, tolerance = AUTOCAST[precision]
+    module, reference = _module_and_eager_reference(name, "cuda", randomize)
+    x = torch.randn(4, 16, 4, 14, 14, device="cuda")
+    check_against_float32_eager(module, reference, x, dtype=dtype, tolerance=tolerance)
