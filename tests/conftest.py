@@ -5,9 +5,10 @@
 Tests marked ``gpu`` are left out of the default run (pyproject.toml's addopts) and skipped, with the reason, where
 no CUDA device is available: ``pytest -m gpu --collect-only`` lists them on any machine."""
 
+import contextlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -37,15 +38,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def device(request) -> torch.device:
-    """The device a test body runs on: the CPU in the default run, CUDA under ``pytest -m gpu`` (marked ``gpu``).
-
-    On CUDA, TF32 is off for the test (convolutions and matrix products in full float32), so that float32 results
-    compare with float32 references at float32 accuracy; the settings are restored afterwards."""
-    if request.param == "cpu":
-        yield torch.device("cpu")
-        return
+@contextlib.contextmanager
+def _full_float32_on_cuda() -> Iterator[torch.device]:
+    """CUDA with TF32 off (convolutions and matrix products in full float32), so that float32 results compare with
+    float32 references at float32 accuracy; the settings are restored afterwards."""
     # The legacy switches, as cbam3d.training sets them (torch refuses reads after a mix of legacy and new ones).
     matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("highest")
@@ -55,6 +51,23 @@ def device(request) -> torch.device:
     finally:
         torch.set_float32_matmul_precision(matmul)
         torch.backends.cudnn.allow_tf32 = cudnn
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request) -> Iterator[torch.device]:
+    """The device a test body runs on: the CPU in the default run, CUDA (TF32 off) under ``pytest -m gpu``."""
+    if request.param == "cpu":
+        yield torch.device("cpu")
+    else:
+        with _full_float32_on_cuda() as cuda:
+            yield cuda
+
+
+@pytest.fixture
+def cuda_device() -> Iterator[torch.device]:
+    """CUDA with TF32 off, for the tests that run on CUDA only (mark them ``gpu``)."""
+    with _full_float32_on_cuda() as cuda:
+        yield cuda
 
 
 @torch.no_grad()
