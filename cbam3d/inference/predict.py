@@ -20,7 +20,7 @@ from cbam3d.data import VideoDecodeError, VideoRecord
 
 from .checkpoint import load_checkpoint
 from .datasets import checkpoint_eval_dataset
-from .devices import inference_autocast_dtype, inference_device
+from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .export import is_exported_model, load_exported
 from .plots import plot_timeline
 from .scoring import format_predictions, predict_clip_scores
@@ -91,9 +91,13 @@ def load_scorer(
         return functools.partial(_exported_probabilities, exported), exported.info
     torch_device = inference_device(device)
     model, info = load_checkpoint(path, map_location=torch_device)
+    channels_last = prepare_for_clips(model, torch_device)
     if compile:
         model.compile()
-    return functools.partial(predict_clip_scores, model, autocast_dtype=inference_autocast_dtype(torch_device)), info
+    autocast_dtype = inference_autocast_dtype(torch_device)
+    return functools.partial(
+        predict_clip_scores, model, autocast_dtype=autocast_dtype, channels_last=channels_last
+    ), info
 
 
 def _top(probabilities: torch.Tensor, names: Sequence[str], topk: int) -> list[tuple[str, float]]:
