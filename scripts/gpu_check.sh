@@ -6,7 +6,7 @@
 # The machine has Python with torch (CUDA), torchvision, lightning, timm and onnx, and no package index: the other
 # packages come from WHEELS_DIR (pip install --no-index --find-links WHEELS_DIR), cbam3d's own wheel among them,
 # built from this checkout. Stages, each under a time limit (8 minutes in all):
-#   install    cbam3d, then av, pytorchvideo, monai, onnxscript, onnxruntime, pytest from WHEELS_DIR (45 + 60 s)
+#   install    cbam3d, then its train, export and monai extras, pytorchvideo and pytest from WHEELS_DIR  (45 + 60 s)
 #   pytest     python -m pytest -m gpu on this checkout's tests, against the installed cbam3d          (270 s)
 #   benchmark  cbam3d benchmark --device cuda --amp bf16 --peers --compile-networks on CBAM, r3d_18   (90 s)
 #   report     OUT_DIR/gpu_check.json and OUT_DIR/gpu_check.md (scripts/gpu_report.py)                 (15 s)
@@ -54,8 +54,10 @@ run_stage() {
 }
 
 run_stage install 45 "$python" -m pip install --no-index --find-links "$wheels" --force-reinstall --no-deps cbam3d
+# cbam3d's extras for training, export and MONAI, and pytorchvideo and pytest: pip takes what is installed already
+# and the rest from WHEELS_DIR, and names any package it finds in neither.
 run_stage install-extras 60 "$python" -m pip install --no-index --find-links "$wheels" \
-    av pytorchvideo monai onnxscript onnxruntime pytest
+    "cbam3d[train,export,monai]" pytorchvideo pytest
 
 run_stage pytest 270 "$python" -m pytest -m gpu -c "$repo/pyproject.toml" --rootdir "$repo" \
     --junitxml "$out/pytest.xml" -p no:cacheprovider -q "$repo/tests"

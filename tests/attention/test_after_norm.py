@@ -100,13 +100,13 @@ def _relative_error(actual, expected, *, norm):
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", sorted(AUTOCAST))
 @pytest.mark.parametrize("name", sorted(ATTENTIONS))
-def test_under_autocast_on_cuda_the_fused_call_matches_the_float32_unfused_one(name, precision, randomize):
+def test_under_autocast_on_cuda_the_fused_call_matches_the_float32_unfused_one(name, precision, randomize, cuda_device):
     """BatchNorm + attention under bf16 / fp16 autocast on a channels_last_3d input in the format (a convolution's
     output under autocast), against the float32 unfused ``attention(norm(x))`` on the same values."""
     dtype, tolerance = AUTOCAST[precision]
-    block = NormThenAttention(*_norm_and_attention(name, 3, True, randomize)).cuda()
+    block = NormThenAttention(*_norm_and_attention(name, 3, True, randomize)).to(cuda_device)
     reference = copy.deepcopy(block)
-    x = torch.randn(4, 8, 4, 12, 12, device="cuda").contiguous(memory_format=torch.channels_last_3d)
+    x = torch.randn(4, 8, 4, 12, 12, device=cuda_device).contiguous(memory_format=torch.channels_last_3d)
     x_run = x.to(dtype).requires_grad_()
     x_reference = x_run.detach().float().requires_grad_()
     with torch.autocast("cuda", dtype=dtype):

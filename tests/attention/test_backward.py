@@ -317,10 +317,10 @@ def test_in_float32_the_modules_match_the_float32_eager_formulas_on_each_device(
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", list(AUTOCAST))
 @pytest.mark.parametrize("name", list(ALL_MODULES))
-def test_under_autocast_on_cuda_the_modules_match_the_float32_eager_formulas(name, precision, randomize):
+def test_under_autocast_on_cuda_the_modules_match_the_float32_eager_formulas(name, precision, randomize, cuda_device):
     dtype, tolerance = AUTOCAST[precision]
-    module, reference = _module_and_eager_reference(name, "cuda", randomize)
-    x = torch.randn(4, 16, 4, 14, 14, device="cuda")
+    module, reference = _module_and_eager_reference(name, cuda_device, randomize)
+    x = torch.randn(4, 16, 4, 14, 14, device=cuda_device)
     check_against_float32_eager(module, reference, x, dtype=dtype, tolerance=tolerance)
 
 

@@ -39,7 +39,8 @@ DRIVER = textwrap.dedent('''
 
         def on_train_end(self, trainer, module):
             record = {"rank": trainer.global_rank, "world_size": trainer.world_size, "backend": dist.get_backend(),
-                      "strategy": type(trainer.strategy).__name__, "videos": self.videos}
+                      "strategy": type(trainer.strategy).__name__, "videos": self.videos,
+                      "bucket_view": trainer.strategy.model.gradient_as_bucket_view}
             with open(f"{sys.argv[1]}/rank{trainer.global_rank}.json", "w") as file:
                 json.dump(record, file)
 
@@ -81,7 +82,7 @@ def test_two_cpu_processes_under_torchrun_split_the_videos_and_write_one_set_of_
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     for rank, record in enumerate(ranks):
         assert record["rank"] == rank and record["world_size"] == 2
-        assert record["backend"] == "gloo" and record["strategy"] == "DDPStrategy"
+        assert record["backend"] == "gloo" and record["strategy"] == "DDPStrategy" and record["bucket_view"]
     seen = [set(record["videos"]) for record in ranks]
     assert seen[0] and seen[1] and not seen[0] & seen[1]  # the distributed sampler shards the videos
 
