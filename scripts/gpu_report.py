@@ -111,7 +111,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     tests = report.get("pytest")
     lines += ["", "## pytest -m gpu", ""]
     if tests is None:
-        lines.append("no JUnit XML (the stage did not run)")
+        lines.append("no JUnit XML (see the pytest stage and its log)")
     else:
         lines.append(
             f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped of {tests['tests']} "
@@ -121,7 +121,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     figures = report.get("benchmark")
     lines += ["", "## Benchmark", ""]
     if figures is None:
-        lines.append("no benchmark JSON (the stage did not run)")
+        lines.append("no benchmark JSON (see the benchmark stage and its log)")
         return "\n".join(lines) + "\n"
     block = figures["cbam_block"]
     times = block["fwd_bwd_ms"]
