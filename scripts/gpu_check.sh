@@ -6,9 +6,9 @@
 # The machine has Python with torch (CUDA), torchvision, lightning, timm and onnx, and no package index: the other
 # packages come from WHEELS_DIR (pip install --no-index --find-links WHEELS_DIR), cbam3d's own wheel among them,
 # built from this checkout. Stages, each under a time limit (8 minutes in all):
-#   install    cbam3d, then its train, export and monai extras, pytorchvideo and pytest from WHEELS_DIR  (45 + 60 s)
+#   install    cbam3d, then its train, export and monai extras, pytorchvideo and pytest from WHEELS_DIR  (30 + 45 s)
 #   pytest     python -m pytest -m gpu on this checkout's tests, against the installed cbam3d          (270 s)
-#   benchmark  cbam3d benchmark --device cuda --amp bf16 --peers --compile-networks on CBAM, r3d_18   (90 s)
+#   benchmark  cbam3d benchmark --device cuda --amp bf16 --peers --compile-networks on CBAM, r3d_18  (120 s)
 #   report     OUT_DIR/gpu_check.json and OUT_DIR/gpu_check.md (scripts/gpu_report.py)                 (15 s)
 # A stage that fails or runs out of time is recorded as such and the next ones still run; the exit status is 0 when
 # every stage passed (and every test), 1 otherwise. OUT_DIR (default ./gpu-check-<UTC time>) also keeps pytest's
@@ -53,17 +53,17 @@ run_stage() {
     fi
 }
 
-run_stage install 45 "$python" -m pip install --no-index --find-links "$wheels" --force-reinstall --no-deps cbam3d
+run_stage install 30 "$python" -m pip install --no-index --find-links "$wheels" --force-reinstall --no-deps cbam3d
 # cbam3d's extras for training, export and MONAI, and pytorchvideo and pytest: pip takes what is installed already
 # and the rest from WHEELS_DIR, and names any package it finds in neither.
-run_stage install-extras 60 "$python" -m pip install --no-index --find-links "$wheels" \
+run_stage install-extras 45 "$python" -m pip install --no-index --find-links "$wheels" \
     "cbam3d[train,export,monai]" pytorchvideo pytest
 
 run_stage pytest 270 "$python" -m pytest -m gpu -c "$repo/pyproject.toml" --rootdir "$repo" \
-    --junitxml "$out/pytest.xml" -p no:cacheprovider -q "$repo/tests"
+    --junitxml "$out/pytest.xml" --durations 20 -p no:cacheprovider -q "$repo/tests"
 
 # Training-sized shapes: CBAM on 8x64x8x28x28 (the --peers case), r3d_18 steps on 8 clips of 16x112x112.
-run_stage benchmark 90 "$python" -m cbam3d benchmark --device cuda --amp bf16 --peers --compile-networks \
+run_stage benchmark 120 "$python" -m cbam3d benchmark --device cuda --amp bf16 --peers --compile-networks \
     --dims 3 --blocks cbam --models --step-attention cbam --step-clip 8 3 16 112 112 --repeats 20 --warmup 3 \
     --step-repeats 10 --json "$out/benchmark.json" --markdown "$out/benchmark.md"
 
