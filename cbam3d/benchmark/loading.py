@@ -226,7 +226,7 @@ def run_loading(
         ValueError: ``settings.video`` cannot be decoded, or a loader refuses the clip settings.
     """
     # Deferred: as in _video_clip_dataset.
-    from cbam3d.data.decoding import decode_error
+    from cbam3d.data import decode_error
 
     unknown = sorted(set(settings.loaders) - set(loader_names()))
     if unknown:

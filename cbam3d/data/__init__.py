@@ -16,22 +16,26 @@ Typical use::
 """
 
 from .dataset import VideoClipDataset, collate_clips
-from .decoding import VideoDecodeError, VideoInfo, VideoReader, decode_error, read_clip
+from .decoding import VideoDecodeError, VideoInfo, VideoReader
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_dataset
-from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
+from .discovery import SPLITS, discover_videos
 from .encoding import write_video
+from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, FrameFolderReader
+from .reading import decode_error, open_video, read_clip
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
 from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_transform
 
 __all__ = [
     "DATASET_INFO_FILE",
+    "DEFAULT_FRAME_FPS",
     "DEMO_CLASSES",
     "DEMO_VARIANTS",
     "KINETICS_MEAN",
     "KINETICS_STD",
     "SPLITS",
     "VIDEO_EXTENSIONS",
+    "FrameFolderReader",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoInfo",
@@ -46,6 +50,7 @@ __all__ = [
     "ensure_demo_dataset",
     "eval_clip_indices",
     "eval_transform",
+    "open_video",
     "overview_clip_indices",
     "read_clip",
     "train_clip_indices",

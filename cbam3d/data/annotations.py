@@ -2,8 +2,10 @@
 
 Accepted columns (header row required, any order, case-insensitive):
 
-* ``path,label``: a video file (absolute, or relative to the data root, else to the CSV's folder) and its
-  class name;
+* ``path,label``: a video file or frame folder (absolute, or relative to the data root, else to the CSV's
+  folder) and its class name;
+* ``path,labels``: a multi-label data set: ``labels`` holds the video's class names separated by ``;``
+  (``walk;talk``), and rows naming the same video are merged (their labels together);
 * ``youtube_id,time_start,time_end,label`` (the official Kinetics files, which also carry ``split`` and
   ``is_cc``): the video is looked up anywhere under the data root as ``<youtube_id>_<start:06d>_<end:06d>.<ext>``
   (a trimmed clip, the usual download) or else ``<youtube_id>.<ext>`` (the untrimmed video, whose clips are then
@@ -19,6 +21,7 @@ Class indices come from the sorted class names of all rows of all splits, so the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -30,7 +33,9 @@ from .splitting import is_video, natural_sorted, read_list_file, stratified_hold
 
 __all__ = ["KNOWN_COLUMNS", "CsvAnnotations", "find_csv_annotations", "records_from_csv"]
 
-KNOWN_COLUMNS = ("path", "label", "youtube_id", "time_start", "time_end", "split", "is_cc")
+KNOWN_COLUMNS = ("path", "label", "labels", "youtube_id", "time_start", "time_end", "split", "is_cc")
+#: Separator of the class names in a multi-label CSV's ``labels`` cell.
+LABEL_SEPARATOR = ";"
 _SPLIT_FILE_NAMES = {
     "train": ("train.csv",),
     "val": ("val.csv", "validate.csv", "validation.csv", "valid.csv"),
@@ -52,7 +57,7 @@ class CsvAnnotations:
 
 @dataclass(frozen=True)
 class _Row:
-    label: str
+    labels: tuple[str, ...]
     split: str | None
     path: str | None
     youtube_id: str | None
@@ -102,8 +107,11 @@ def _read_rows(csv_file: Path) -> list[_Row]:
         unknown = [name for name in columns if name not in KNOWN_COLUMNS]
         if unknown:
             raise ValueError(f"{csv_file}: unknown columns {unknown}; expected a header of {KNOWN_COLUMNS}")
-        if "label" not in columns:
-            raise ValueError(f"{csv_file}: needs a label column (header: {columns})")
+        if ("label" in columns) == ("labels" in columns):
+            raise ValueError(
+                f"{csv_file}: needs a label column (one class per video) or a labels column (classes separated "
+                f"by {LABEL_SEPARATOR!r}), not both or neither (header: {columns})"
+            )
         if "path" not in columns and not {"youtube_id", "time_start", "time_end"} <= set(columns):
             raise ValueError(
                 f"{csv_file}: needs a path column, or youtube_id, time_start and time_end (header: {columns})"
@@ -112,7 +120,11 @@ def _read_rows(csv_file: Path) -> list[_Row]:
         rows = []
         for line_number, raw in enumerate(reader, start=2):
             fields = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-            if not fields.get("label"):
+            if "labels" in fields:
+                labels = tuple(name.strip() for name in fields["labels"].split(LABEL_SEPARATOR) if name.strip())
+            else:
+                labels = (fields["label"],) if fields.get("label") else ()
+            if not labels:
                 raise ValueError(f"{csv_file}, line {line_number}: empty label")
             split = fields.get("split") or None
             if split is not None:
@@ -128,7 +140,7 @@ def _read_rows(csv_file: Path) -> list[_Row]:
                     raise ValueError(f"{where}: time_end ({time_end}) must be after time_start ({time_start})")
             rows.append(
                 _Row(
-                    label=fields["label"],
+                    labels=labels,
                     split=split,
                     path=fields.get("path") or None,
                     youtube_id=fields.get("youtube_id") or None,
@@ -157,23 +169,36 @@ class _Locator:
                         self._by_stem.setdefault(path.stem, path)
         return self._by_stem
 
-    def __call__(self, row: _Row, label: int) -> VideoRecord | None:
+    def __call__(self, row: _Row, labels: tuple[int, ...]) -> VideoRecord | None:
+        label = min(labels)
         if row.path is not None:
             given = Path(row.path).expanduser()
             candidates = [given] if given.is_absolute() else [self.root / given, row.source.parent / given]
             for path in candidates:
-                if path.is_file():
-                    return VideoRecord(path, label)
+                if path.is_file() or path.is_dir():  # a video file or a frame folder
+                    return VideoRecord(path, label, labels=labels)
             return None
         start, end = int(round(row.time_start)), int(round(row.time_end))
         index = self._index()
         trimmed = index.get(f"{row.youtube_id}_{start:06d}_{end:06d}")
         if trimmed is not None:
-            return VideoRecord(trimmed, label)
+            return VideoRecord(trimmed, label, labels=labels)
         untrimmed = index.get(row.youtube_id)
         if untrimmed is not None and row.time_end > row.time_start >= 0:
-            return VideoRecord(untrimmed, label, start_sec=row.time_start, end_sec=row.time_end)
+            return VideoRecord(untrimmed, label, start_sec=row.time_start, end_sec=row.time_end, labels=labels)
         return None
+
+
+def _merged(rows: list[_Row]) -> list[_Row]:
+    """``rows`` with the rows naming the same video made one, holding all their labels (first row's place)."""
+    by_key: dict[str, _Row] = {}
+    for row in rows:
+        first = by_key.get(row.key)
+        if first is None:
+            by_key[row.key] = row
+        else:
+            by_key[row.key] = dataclasses.replace(first, labels=tuple(dict.fromkeys(first.labels + row.labels)))
+    return list(by_key.values())
 
 
 def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
@@ -181,7 +206,7 @@ def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
         parts: dict[str, list[_Row]] = {}
         for row in _read_rows(annotations.single):
             parts.setdefault(row.split or "train", []).append(row)
-        return parts
+        return {split: _merged(rows) for split, rows in parts.items()}
     parts = {split: _read_rows(path) for split, path in annotations.per_split.items()}
     for split, rows in parts.items():
         other = next((row for row in rows if row.split not in (None, split)), None)
@@ -190,20 +215,21 @@ def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
                 f"{other.source} is the {split} file but has rows marked split {other.split!r}; keep each split's "
                 "rows in its own file, or give one CSV with a split column (annotations=...)"
             )
-    return parts
+    return {split: _merged(rows) for split, rows in parts.items()}
 
 
 def _check_labels_are_trained(parts: dict[str, list[_Row]]) -> None:
     """Raise ValueError naming a label of the val or test rows that no training row has (a class the network
     would be asked to predict without ever seeing it)."""
-    trained = {row.label for row in parts.get("train", [])}
+    trained = {label for row in parts.get("train", []) for label in row.labels}
     for split in ("val", "test"):
         for row in parts.get(split, []):
-            if row.label not in trained:
-                raise ValueError(
-                    f"{row.source}: label {row.label!r} of the {split} rows appears in no training row; "
-                    "every class needs training videos"
-                )
+            for label in row.labels:
+                if label not in trained:
+                    raise ValueError(
+                        f"{row.source}: label {label!r} of the {split} rows appears in no training row; "
+                        "every class needs training videos"
+                    )
 
 
 def records_from_csv(
@@ -212,11 +238,15 @@ def records_from_csv(
     """The records of ``split`` described by CSV annotations (see the module docstring)."""
     parts = _rows_by_split(annotations)
     _check_labels_are_trained(parts)
-    class_names = natural_sorted({row.label for rows in parts.values() for row in rows})
+    class_names = natural_sorted({label for rows in parts.values() for row in rows for label in row.labels})
     label_of = {name: label for label, name in enumerate(class_names)}
-    if "val" not in parts:
+
+    def labels_of(row: _Row) -> tuple[int, ...]:
+        return tuple(sorted(label_of[name] for name in row.labels))
+
+    if "val" not in parts:  # stratified by each video's lowest label (its only one in a single-label set)
         train_rows = sorted(parts.get("train", []), key=lambda row: row.key)
-        held_out = stratified_holdout([label_of[r.label] for r in train_rows], val_fraction, seed, class_names)
+        held_out = stratified_holdout([labels_of(r)[0] for r in train_rows], val_fraction, seed, class_names)
         parts["train"] = [row for row, out in zip(train_rows, held_out) if not out]
         parts["val"] = [row for row, out in zip(train_rows, held_out) if out]
     if "test" not in parts:
@@ -224,11 +254,21 @@ def records_from_csv(
     locate = _Locator(root)
     records, missing_by_source = [], {}
     for row in parts[split]:
-        record = locate(row, label_of[row.label])
+        record = locate(row, labels_of(row))
         if record is None:
             missing_by_source.setdefault(row.source, []).append(row.key)
         else:
             records.append(record)
     for source, missing in missing_by_source.items():
         warn_missing(missing, sum(1 for row in parts[split] if row.source == source), source)
-    return VideoSplit(records, class_names, layout="csv")
+    return VideoSplit(records, class_names, layout="csv", multi_label=_has_labels_column(annotations))
+
+
+def _has_labels_column(annotations: CsvAnnotations) -> bool:
+    """Whether the CSVs give sets of labels (a ``labels`` column) rather than one label per video."""
+    for csv_file in annotations.files():
+        with io.StringIO(read_list_file(csv_file), newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if "labels" in (name.strip().lower() for name in header):
+            return True
+    return False

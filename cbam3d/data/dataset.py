@@ -1,4 +1,4 @@
-"""A map-style dataset of clips cut from labelled video files, and the collate function that goes with it."""
+"""A map-style dataset of clips cut from labelled videos (files or frame folders), and its collate function."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from .decoding import VideoDecodeError, VideoInfo, VideoReader
+from .decoding import VideoDecodeError, VideoInfo
+from .reading import open_video
 from .records import VideoRecord
 from .sampling import eval_clip_indices, train_clip_indices
 from .transforms import eval_transform, train_transform
@@ -39,8 +40,10 @@ class VideoClipDataset(Dataset):
     ``len(dataset) = len(records) * clips_per_video * crops_per_clip``.
 
     Item: ``{"video": float32 (C, T, H, W), "label": int, "video_index": int, "unreadable": list of str}`` with
-    T = ``frames`` and H = W = ``size``; average the scores of the items sharing a ``video_index`` to get
-    video-level predictions.
+    T = ``frames`` and H = W = ``size``, plus ``"targets": float32 (num_classes,)``, the multi-hot vector of the
+    video's labels, when ``num_classes`` is given (multi-label data); average the scores of the items sharing
+    a ``video_index`` to get video-level predictions. A record may be a video file or a frame folder (read
+    alike, see :func:`cbam3d.data.open_video`).
 
     A file that cannot be decoded gives a ``warnings.warn`` naming it (once per file and process) and one more
     in :attr:`skipped` (each DataLoader worker process holds its own copy). In train mode the item is then read
@@ -62,6 +65,7 @@ class VideoClipDataset(Dataset):
         train_scale: train mode's short-side resize range as multiples of ``size`` (see :func:`train_transform`).
         eval_resize: eval mode's short side before cropping (see :func:`eval_transform`); ``size`` when None.
         decode_threads: FFmpeg threads per file; keep 1 with DataLoader workers.
+        num_classes: give items multi-hot ``targets`` of this many classes (multi-label training); None: not.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class VideoClipDataset(Dataset):
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
         eval_resize: int | None = None,
         decode_threads: int = 1,
+        num_classes: int | None = None,
     ) -> None:
         records = list(records)
         if not records:
@@ -102,6 +107,7 @@ class VideoClipDataset(Dataset):
         self.frames, self.sampling_rate, self.size, self.mode = frames, sampling_rate, size, mode
         self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
         self.decode_threads = decode_threads
+        self.num_classes = num_classes
         self.transforms = self._build_transforms(transform, flip, train_scale, eval_resize)
         self.skipped = 0
         self._reported: set[str] = set()
@@ -159,7 +165,7 @@ class VideoClipDataset(Dataset):
     def clip_indices_for(self, video_index: int, clip_index: int = 0) -> list[int]:
         """Frame indices that clip ``clip_index`` of video ``video_index`` takes (a fresh draw in train mode)."""
         record = self.records[video_index]
-        with VideoReader(record.path, threads=self.decode_threads) as reader:
+        with open_video(record.path, fps=record.fps, threads=self.decode_threads) as reader:
             return self._clip_indices(reader.info, record, clip_index)
 
     def _frames(self, video: int, clip: int) -> torch.Tensor:
@@ -167,7 +173,7 @@ class VideoClipDataset(Dataset):
         if self.mode == "eval" and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         record = self.records[video]
-        with VideoReader(record.path, threads=self.decode_threads) as reader:
+        with open_video(record.path, fps=record.fps, threads=self.decode_threads) as reader:
             frames = reader.read(self._clip_indices(reader.info, record, clip))
         if self.mode == "eval" and self.crops_per_clip > 1:
             self._cache = (key, frames)
@@ -198,6 +204,8 @@ class VideoClipDataset(Dataset):
                 unreadable.append(str(record.path))
                 continue
             item = {"video": self.transforms[crop](frames), "label": record.label, "video_index": candidate}
+            if self.num_classes is not None:
+                item["targets"] = torch.zeros(self.num_classes).index_fill_(0, torch.tensor(record.labels), 1.0)
             return {**item, "unreadable": unreadable}
         return None
 
@@ -207,10 +215,10 @@ def collate_clips(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
 
     Returns:
         ``{"video": float (N, C, T, H, W), "label": int64 (N,), "video_index": int64 (N,), "skipped": int,
-        "unreadable": list of str}``: ``skipped`` counts the items of this batch that were dropped and the
-        unreadable videos that training items were replaced past, ``unreadable`` names the latter. When every
-        item was dropped, N = 0 and ``video`` has shape (0, 0, 0, 0, 0): a training step should then do nothing
-        but count.
+        "unreadable": list of str}`` (and ``"targets": float (N, K)`` when the items have them): ``skipped``
+        counts the items of this batch that were dropped and the unreadable videos that training items were
+        replaced past, ``unreadable`` names the latter. When every item was dropped, N = 0 and ``video`` has
+        shape (0, 0, 0, 0, 0): a training step should then do nothing but count.
     """
     kept = [dict(item) for item in items if item is not None]
     unreadable = [path for item in kept for path in item.pop("unreadable", ())]

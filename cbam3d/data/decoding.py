@@ -21,7 +21,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "decode_error", "read_clip"]
+__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader"]
 
 
 class VideoDecodeError(RuntimeError):
@@ -76,19 +76,27 @@ class VideoReader:
         fps = float(rate)
         num_frames = stream.frames
         if num_frames <= 0:  # containers such as webm / some avi leave the count out: use the duration
-            if stream.duration is not None and stream.time_base is not None:
-                seconds = float(stream.duration * stream.time_base)
-            elif self._container.duration is not None:
-                # matroska / webm state the end of their timeline, which starts at 0, not at the first frame
-                start = self._container.start_time or 0
-                seconds = (self._container.duration - start) / av.time_base
-            else:
-                seconds = 0.0
-            num_frames = int(round(seconds * fps))
+            num_frames = int(round(self._stated_seconds() * fps))
         if num_frames <= 0:
             num_frames = self._count_frames()
         codec = stream.codec_context
         return VideoInfo(num_frames=num_frames, fps=fps, height=codec.height, width=codec.width)
+
+    def _stated_seconds(self) -> float:
+        """How long the video stream lasts by what the container says; 0 when it does not say."""
+        stream = self._stream
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        # matroska / webm state the ends of their streams and timeline, which starts at 0, not at the first frame
+        start = self._container.start_time or 0
+        tagged = _tag_seconds(stream.metadata.get("DURATION"))
+        if tagged is not None:  # matroska / webm written by FFmpeg or mkvmerge: this stream's own end
+            return tagged - start / av.time_base
+        # The container's duration is that of its longest stream: an audio track that runs on past the last
+        # frame (camera and YouTube files) would add frames that are not there, so trust it for a lone stream only.
+        if self._container.duration is not None and len(self._container.streams) == 1:
+            return (self._container.duration - start) / av.time_base
+        return 0.0
 
     def _count_frames(self) -> int:
         try:
@@ -203,6 +211,17 @@ class VideoReader:
         self.close()
 
 
+def _tag_seconds(text: str | None) -> float | None:
+    """Seconds of a Matroska ``DURATION`` tag such as ``"00:00:05.280000000"``; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        hours, minutes, seconds = text.strip().split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
 class _ShownFrame:
     """A decoded frame, its time in seconds from the stream's start, and its RGB array once asked for."""
 
@@ -220,18 +239,3 @@ class _ShownFrame:
         if previous is not None and seconds - previous.seconds <= self.seconds - seconds:
             return previous
         return self
-
-
-def read_clip(path: str | Path, indices: Sequence[int], *, threads: int = 1) -> torch.Tensor:
-    """Open ``path``, read the frames at ``indices`` as uint8 (T, C, H, W), close it."""
-    with VideoReader(path, threads=threads) as reader:
-        return reader.read(indices)
-
-
-def decode_error(path: str | Path) -> str | None:
-    """Why the first frame of ``path`` cannot be decoded, or None when it can."""
-    try:
-        read_clip(path, [0])
-    except VideoDecodeError as error:
-        return str(error)
-    return None

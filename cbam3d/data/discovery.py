@@ -13,41 +13,64 @@ Layouts, tried in this order:
 4. **A folder per class** with no split list: a deterministic held-out part of every class
    (``val_fraction``, shuffled with ``seed``) is "val"; "test" is the same as "val".
 
+Before these: **3D-ResNets-PyTorch's annotation JSON** (``annotations=`` a ``.json`` file) and
+**Something-Something v2** (``labels.json`` + ``train.json`` + ``validation.json``); see
+:mod:`cbam3d.data.json_layouts`.
+
+A "video" is a video file or a **frame folder** (``image_00001.jpg`` ... or ``img_00001.jpg`` ...; see
+:mod:`cbam3d.data.frames`) in every layout: class folders of frame folders (``CLASS/VIDEO/image_00001.jpg``,
+3D-ResNets-PyTorch and MMAction2 "rawframes"), CSV paths naming folders, split lists whose ``CLASS/VIDEO.avi``
+is a folder ``CLASS/VIDEO`` on disk.
+
 In every layout with only two parts, ``split="test"`` returns the "val" part.
-A ``cbam3d_dataset.json`` file in the root may state ``{"flip_safe": false}`` (see :class:`VideoSplit`).
+A ``cbam3d_dataset.json`` file in the root may state ``{"flip_safe": false}`` (see :class:`VideoSplit`) and
+the frame rate of frame folders, ``{"fps": 30}`` (default :data:`~cbam3d.data.frames.DEFAULT_FRAME_FPS`, with
+a warning).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import os
 import re
 import warnings
 from pathlib import Path
 
 from .annotations import find_csv_annotations, records_from_csv
+from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, dataset_info, frame_folder_fps, is_frame_folder, is_frame_name
+from .json_layouts import find_ssv2, ssv2_split, three_d_resnets_split
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .splitting import SPLITS, is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
 
 __all__ = ["DATASET_INFO_FILE", "SPLITS", "discover_videos"]
 
-#: Optional JSON file in a data root describing the data set (``flip_safe`` is the key read here).
-DATASET_INFO_FILE = "cbam3d_dataset.json"
 _SPLIT_DIR_HINTS = ("split", "list", "annot")
 _HMDB_SPLIT_FILE = re.compile(r"^(?P<name>.+)_test_split(?P<fold>\d+)\.txt$")
 
 
-def _read_flip_safe(root: Path) -> bool:
-    info_file = root / DATASET_INFO_FILE
-    if not info_file.is_file():
-        return True
-    try:
-        info = json.loads(info_file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {info_file}: {error}") from error
-    flip_safe = info.get("flip_safe", True) if isinstance(info, dict) else True
+def _read_flip_safe(root: Path, default: bool) -> bool:
+    flip_safe = dataset_info(root).get("flip_safe", default)
     if not isinstance(flip_safe, bool):
-        raise ValueError(f"{info_file}: flip_safe must be true or false, got {flip_safe!r}")
+        raise ValueError(f"{root / DATASET_INFO_FILE}: flip_safe must be true or false, got {flip_safe!r}")
     return flip_safe
+
+
+def _with_frame_rate(result: VideoSplit, root: Path) -> None:
+    """Give the split's frame folders the data set's frame rate (warning when it states none)."""
+    folders = [i for i, record in enumerate(result.records) if record.path.is_dir()]
+    if not folders:
+        return
+    fps = frame_folder_fps(root)
+    if fps is None:
+        fps = DEFAULT_FRAME_FPS
+        warnings.warn(
+            f"{root}: frame folders state no frame rate; taking {DEFAULT_FRAME_FPS:g} fps (set it with "
+            f'{{"fps": ...}} in {DATASET_INFO_FILE})',
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    for i in folders:
+        result.records[i] = dataclasses.replace(result.records[i], fps=fps)
 
 
 def _split_list_dirs(root: Path, annotations: Path | None) -> list[Path]:
@@ -68,6 +91,8 @@ class _PathResolver:
         path = self.root / relative
         if path.is_file():
             return path
+        if is_frame_folder(path.with_suffix("")):  # the list names CLASS/VIDEO.avi, extracted to CLASS/VIDEO/
+            return path.with_suffix("")
         if self._lowercase is None:
             self._lowercase = {
                 p.relative_to(self.root).as_posix().lower(): p for p in self.root.rglob("*") if is_video(p)
@@ -153,12 +178,24 @@ def _find_split_lists(root: Path, annotations: Path | None, split: str, fold: in
     return None
 
 
+def _videos_under(folder: Path) -> list[Path]:
+    """The video files and frame folders anywhere under ``folder`` (a frame folder's own sub-folders aside)."""
+    found = []
+    for parent, folders, names in os.walk(folder):
+        if any(is_frame_name(name) for name in names):
+            found.append(Path(parent))
+            folders.clear()
+        else:
+            found.extend(Path(parent) / name for name in names if is_video(Path(name)))
+    return found
+
+
 def _class_folders(root: Path, split: str, val_fraction: float, seed: int) -> VideoSplit:
     videos_by_class: dict[str, list[Path]] = {}
     empty: list[str] = []
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
-            videos = sorted((p for p in folder.rglob("*") if is_video(p) and p.is_file()), key=lambda p: p.as_posix())
+            videos = sorted(_videos_under(folder), key=lambda p: p.as_posix())
             if videos:
                 videos_by_class[folder.name] = videos
             else:
@@ -177,7 +214,10 @@ def _class_folders(root: Path, split: str, val_fraction: float, seed: int) -> Vi
                 f"{root} holds videos but no class folders: put each class's videos in a folder named after the "
                 f"class, or describe them in a CSV (annotations=...)"
             )
-        raise ValueError(f"{root} holds no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise ValueError(
+            f"{root} holds no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))}) and no frame folders "
+            "(image_00001.jpg, img_00001.jpg)"
+        )
     class_names = natural_sorted(set(videos_by_class))
     all_records = [VideoRecord(path, label) for label, name in enumerate(class_names) for path in videos_by_class[name]]
     held_out = stratified_holdout([r.label for r in all_records], val_fraction, seed, class_names)
@@ -222,8 +262,12 @@ def discover_videos(
         if not annotations.exists():
             raise ValueError(f"annotations {annotations} does not exist")
 
-    csv_files = find_csv_annotations(root, annotations)
-    if csv_files is not None:
+    ssv2 = find_ssv2(root, annotations)
+    if annotations is not None and annotations.suffix.lower() == ".json":
+        result = three_d_resnets_split(root, annotations, split)
+    elif ssv2 is not None:
+        result = ssv2_split(root, ssv2, split)
+    elif (csv_files := find_csv_annotations(root, annotations)) is not None:
         result = records_from_csv(root, csv_files, split, val_fraction=val_fraction, seed=seed)
     else:
         result = _find_split_lists(root, annotations, split, fold)
@@ -234,5 +278,6 @@ def discover_videos(
     if not result.records:
         raise ValueError(f"split {split!r} of {root} ({result.layout} layout) holds no videos")
     result.root = root
-    result.flip_safe = _read_flip_safe(root)
+    result.flip_safe = _read_flip_safe(root, default=result.flip_safe)
+    _with_frame_rate(result, root)
     return result

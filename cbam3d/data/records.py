@@ -17,25 +17,37 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One labelled video file.
+    """One labelled video: a video file, or a folder of its frames (see :mod:`cbam3d.data.frames`).
 
     Attributes:
-        path: the video file.
-        label: class index into :attr:`VideoSplit.class_names`.
+        path: the video file or frame folder.
+        label: class index into :attr:`VideoSplit.class_names`; for a multi-label video, its lowest label.
         start_sec, end_sec: optional time window (seconds from the start of the file) that holds the action,
             for an untrimmed Kinetics video named by a ``youtube_id,time_start,time_end,label`` row. Clips are
             then sampled inside the window only. ``None`` means the whole file.
+        labels: every class of the video, sorted (a multi-label data set's videos may have several);
+            ``(label,)`` when not given.
+        fps: the frame rate of a frame folder (a file states its own); ``None`` for video files.
     """
 
     path: Path
     label: int
     start_sec: float | None = None
     end_sec: float | None = None
+    labels: tuple[int, ...] = ()
+    fps: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
-        if isinstance(self.label, bool) or not isinstance(self.label, int) or self.label < 0:
-            raise ValueError(f"label must be a non-negative int, got {self.label!r} for {self.path}")
+        labels = tuple(sorted(set(self.labels))) or (self.label,)
+        object.__setattr__(self, "labels", labels)
+        for label in labels:
+            if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+                raise ValueError(f"label must be a non-negative int, got {label!r} for {self.path}")
+        if self.label != labels[0]:
+            raise ValueError(f"label must be the lowest of labels {labels}, got {self.label!r} for {self.path}")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be a positive number, got {self.fps!r} for {self.path}")
         if (self.start_sec is None) != (self.end_sec is None):
             raise ValueError(f"give both start_sec and end_sec or neither, got {self.start_sec!r}, {self.end_sec!r}")
         if self.start_sec is not None:
@@ -55,8 +67,11 @@ class VideoSplit:
             tell left from right (the demo set: ``move_left`` / ``move_right``, ``rotate_cw`` / ``rotate_ccw``);
             pass it on as ``VideoClipDataset(..., flip=split.flip_safe)``. Read from the data root's
             ``cbam3d_dataset.json`` (``{"flip_safe": false}``); True when that file is absent.
-        layout: how the split was found: ``"ucf101"``, ``"hmdb51"``, ``"csv"`` or ``"folder"``.
+        layout: how the split was found: ``"ucf101"``, ``"hmdb51"``, ``"csv"``, ``"ssv2"``, ``"3d-resnets-json"``
+            or ``"folder"`` (with ``"frames"`` appended for frame folders, e.g. ``"folder/frames"``).
         root: the data root it was discovered under.
+        multi_label: whether the annotations give videos sets of labels (a CSV ``labels`` column); any
+            video may then have several (:attr:`VideoRecord.labels`).
     """
 
     records: list[VideoRecord]
@@ -64,6 +79,7 @@ class VideoSplit:
     flip_safe: bool = True
     layout: str = "folder"
     root: Path | None = None
+    multi_label: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -73,8 +89,9 @@ class VideoSplit:
         return len(self.records)
 
     def class_counts(self) -> list[int]:
-        """Number of videos per class, indexed by label."""
+        """Number of videos per class, indexed by label (a multi-label video counts for each of its classes)."""
         counts = [0] * len(self.class_names)
         for record in self.records:
-            counts[record.label] += 1
+            for label in record.labels:
+                counts[label] += 1
         return counts

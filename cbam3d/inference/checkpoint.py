@@ -12,6 +12,7 @@ A training checkpoint (Lightning's ``.ckpt``) holds, under the key ``"cbam3d"``,
         "history": [{"epoch": 0, "train_loss": ..., "train_top1": ..., "val_loss": ..., "val_top1": ...,
                      "val_top5": ...}, ...],                        # one entry per completed epoch
         "config": {...},                                            # the TrainConfig of the run
+        "multi_label": False,                                       # True: one sigmoid per class
     }
 
 and the network weights in ``state_dict`` under the prefix ``"model."``. This module needs torch and the
@@ -36,6 +37,7 @@ __all__ = [
     "ClipSpec",
     "ModelSpec",
     "build_model",
+    "is_multi_label",
     "load_checkpoint",
     "read_checkpoint_info",
 ]
@@ -82,7 +84,13 @@ def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
 
 
 def make_info(
-    class_names: list[str], model: ModelSpec, clip: ClipSpec, config: dict[str, Any], history: list[dict[str, float]]
+    class_names: list[str],
+    model: ModelSpec,
+    clip: ClipSpec,
+    config: dict[str, Any],
+    history: list[dict[str, float]],
+    *,
+    multi_label: bool = False,
 ) -> dict[str, Any]:
     """The info dict stored under ``checkpoint["cbam3d"]`` (see the module docstring)."""
     clip_dict = asdict(clip)
@@ -96,7 +104,14 @@ def make_info(
         "clip": clip_dict,
         "config": dict(config),
         "history": [dict(entry) for entry in history],
+        "multi_label": multi_label,
     }
+
+
+def is_multi_label(info: dict[str, Any]) -> bool:
+    """Whether a checkpoint's network gives one sigmoid per class (multi-label) rather than a softmax; checkpoints
+    from before multi-label training have no ``multi_label`` and are single-label."""
+    return bool(info.get("multi_label", False))
 
 
 def _torch_load(path: str | os.PathLike, map_location: Any) -> Any:
@@ -149,6 +164,8 @@ def _check_info_fields(info: dict[str, Any], path: str | os.PathLike) -> None:
             )
     if not isinstance(info.get("config", {}), dict):
         raise ValueError(f"checkpoint {path}: its config is not a dict of settings")
+    if not isinstance(info.get("multi_label", False), bool):
+        raise ValueError(f"checkpoint {path}: its multi_label is not true or false")
 
 
 def unwrap_model_keys(state: dict[str, torch.Tensor], *, keep_others: bool = False) -> dict[str, torch.Tensor]:

@@ -42,7 +42,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fold", type=int, metavar="N", help="official split number; default: the training run's")
     parser.add_argument(
-        "--annotations", type=Path, metavar="CSV", help="Kinetics-style annotation CSV; default: the training run's"
+        "--annotations",
+        type=Path,
+        metavar="FILE",
+        help="annotation CSV or 3D-ResNets-PyTorch JSON; default: the training run's",
     )
     parser.add_argument(
         "--clips", type=int, metavar="N", help="evenly spaced clips per video; default: the training run's --eval-clips"
@@ -91,7 +94,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ValueError) as error:
         parser.error(str(error))
     print(format_report(report))
-    print(f"\nconfusion matrix: {report['confusion_png']}\nreport: {report['json']}")
+    if "confusion_png" in report:
+        print(f"\nconfusion matrix: {report['confusion_png']}")
+    print(f"report: {report['json']}")
     return 0
 
 
@@ -102,7 +107,9 @@ def predict_parser() -> argparse.ArgumentParser:
         "their probabilities for each file (a few centre-cropped clips per file, averaged); with --window, "
         "for each window over the whole video too.",
     )
-    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to classify")
+    parser.add_argument(
+        "videos", nargs="+", type=Path, metavar="VIDEO", help="video files or frame folders (image_00001.jpg ...)"
+    )
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -117,6 +124,13 @@ def predict_parser() -> argparse.ArgumentParser:
         default=3,
         metavar="N",
         help="evenly spaced clips per file (per window with --window), scores averaged; default: 3",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="multi-label networks: also list every class whose probability is at least P; default: 0.5",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...; default: auto")
     parser.add_argument(
@@ -149,6 +163,8 @@ def _prediction_json(prediction: Prediction) -> dict[str, Any]:
         return [{"label": name, "probability": value} for name, value in pairs]
 
     result = {"path": str(prediction.path), "top": top(prediction.top), "error": prediction.error}
+    if prediction.labels is not None:
+        result["labels"] = top(prediction.labels)
     if prediction.windows:
         result["windows"] = [{"start": w.start, "end": w.end, "top": top(w.top)} for w in prediction.windows]
     return result
@@ -171,6 +187,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             window=args.window,
             stride=args.stride,
             compile=args.compile,
+            threshold=args.threshold,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))

@@ -39,13 +39,15 @@ def make_clip_dataset(
     horizontal_flip: bool = False,
     train_scale: tuple[float, float] = (8 / 7, 10 / 7),
     eval_resize: int | None = None,
+    num_classes: int | None = None,
 ) -> Dataset:
     """A ``cbam3d.data.VideoClipDataset`` of (C, T, H, W) clips.
 
     "train" mode: random clips, short side resized to a random length in ``size * train_scale``, random
     ``size`` crop, horizontal flip if ``horizontal_flip``. "eval" mode: ``clips_per_video`` evenly spaced clips,
     short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along the long side
-    (1: centre; 3: both ends and the centre).
+    (1: centre; 3: both ends and the centre). ``num_classes``: items carry multi-hot ``targets`` of that many
+    classes (multi-label data).
     """
 
     if mode == "train":
@@ -58,6 +60,7 @@ def make_clip_dataset(
             clips_per_video=clips_per_video,
             flip=horizontal_flip,
             train_scale=train_scale,
+            num_classes=num_classes,
         )
     return VideoClipDataset(
         records,
@@ -68,12 +71,15 @@ def make_clip_dataset(
         clips_per_video=clips_per_video,
         crops_per_clip=crops_per_clip,
         eval_resize=eval_resize,
+        num_classes=num_classes,
     )
 
 
-def checkpoint_eval_dataset(records: list, clip: dict, *, clips_per_video: int = 1, crops_per_clip: int = 1) -> Dataset:
+def checkpoint_eval_dataset(
+    records: list, clip: dict, *, clips_per_video: int = 1, crops_per_clip: int = 1, num_classes: int | None = None
+) -> Dataset:
     """Evaluation clips of ``records`` as a checkpoint's ``info["clip"]`` describes them (frames, sampling
-    rate, size and evaluation resize)."""
+    rate, size and evaluation resize); ``num_classes``: with multi-hot ``targets`` (a multi-label checkpoint)."""
     return make_clip_dataset(
         records,
         mode="eval",
@@ -83,6 +89,7 @@ def checkpoint_eval_dataset(records: list, clip: dict, *, clips_per_video: int =
         clips_per_video=clips_per_video,
         crops_per_clip=crops_per_clip,
         eval_resize=clip["eval_resize"],
+        num_classes=num_classes,
     )
 
 

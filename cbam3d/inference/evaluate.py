@@ -10,11 +10,11 @@ from cbam3d.data import ensure_demo_dataset
 from cbam3d.utils.atomic import atomic_write_json, check_output_folder
 from cbam3d.utils.errors import UsageError
 
-from .checkpoint import load_checkpoint
+from .checkpoint import is_multi_label, load_checkpoint
 from .datasets import checkpoint_eval_dataset, discover_split
 from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .plots import plot_confusion_matrix
-from .scoring import classification_report, video_scores
+from .scoring import classification_report, multilabel_report, video_scores
 
 __all__ = ["evaluate_checkpoint", "format_report"]
 
@@ -37,7 +37,8 @@ def evaluate_checkpoint(
     """Multi-clip, multi-crop, video-level evaluation of a checkpoint written by ``cbam3d train``.
 
     Every video contributes ``clips`` evenly spaced clips x ``crops`` spatial crops; their softmax scores are
-    averaged into the video's prediction.
+    averaged into the video's prediction. A multi-label checkpoint's sigmoid scores are averaged likewise and
+    scored by mean average precision (:func:`~cbam3d.inference.scoring.multilabel_report`).
 
     Args:
         checkpoint: the ``.ckpt`` file.
@@ -50,8 +51,10 @@ def evaluate_checkpoint(
         compile: ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     Returns:
-        ``classification_report``'s dict (``top1``, ``top5``, ``videos``, ``per_class``, ``confusion``) plus
-        ``class_names``, ``checkpoint``, ``data``, ``split``, ``clips``, ``crops``, ``skipped_clips``.
+        ``classification_report``'s dict (``top1``, ``top5``, ``videos``, ``per_class``, ``confusion``), or for a
+        multi-label checkpoint ``multilabel_report``'s (``map``, ``per_class_ap``, ``classes_without_positives``,
+        ``top1``, ``videos``), plus ``multi_label``, ``class_names``, ``checkpoint``, ``data``, ``split``,
+        ``clips``, ``crops``, ``skipped_clips``.
 
     Raises:
         UsageError: for a missing or unreadable checkpoint, a missing data set or a bad setting.
@@ -99,7 +102,14 @@ def evaluate_checkpoint(
             f"data set {root} has classes {records.class_names[:5]}... but the checkpoint was trained "
             f"on {info['class_names'][:5]}..."
         )
-    dataset = checkpoint_eval_dataset(records.records, info["clip"], clips_per_video=clips, crops_per_clip=crops)
+    multi_label = is_multi_label(info)
+    dataset = checkpoint_eval_dataset(
+        records.records,
+        info["clip"],
+        clips_per_video=clips,
+        crops_per_clip=crops,
+        num_classes=len(info["class_names"]) if multi_label else None,
+    )
     scores = video_scores(
         model,
         dataset,
@@ -108,9 +118,14 @@ def evaluate_checkpoint(
         num_workers=num_workers,
         autocast_dtype=inference_autocast_dtype(torch_device),
         channels_last=channels_last,
+        multi_label=multi_label,
     )
-    report = classification_report(scores.probabilities, scores.labels, info["class_names"])
+    if multi_label:
+        report = multilabel_report(scores.probabilities, scores.targets, info["class_names"])
+    else:
+        report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report.update(
+        multi_label=multi_label,
         class_names=info["class_names"],
         checkpoint=str(Path(checkpoint).resolve()),
         data=str(root),
@@ -119,7 +134,10 @@ def evaluate_checkpoint(
         crops=crops,
         skipped_clips=scores.skipped_clips,
     )
-    if output is not None:
+    if output is not None and multi_label:  # no confusion matrix: a video may belong to several classes
+        report["json"] = str(output / "evaluation.json")
+        atomic_write_json(report, output / "evaluation.json")
+    elif output is not None:
         output = Path(output)
         title = (
             f"{info['model']['name']} + {info['model']['attention'] or 'no attention'}, {split} split: "
@@ -135,13 +153,32 @@ def evaluate_checkpoint(
     return report
 
 
+def _format_multilabel(report: dict[str, Any], width: int) -> list[str]:
+    lines = [f"video mAP: {100 * report['map']:.2f}%   top-1 among the labels: {100 * report['top1']:.2f}%", ""]
+    lines.append("per-class average precision:")
+    for name, ap in report["per_class_ap"].items():
+        lines.append(
+            f"  {name:<{width}}  "
+            + ("   n/a (no positive video, left out of the mAP)" if ap is None else f"{100 * ap:6.2f}%")
+        )
+    return lines
+
+
 def format_report(report: dict[str, Any]) -> str:
-    """The report as text: overall accuracy, per-class accuracy and the confusion matrix."""
+    """The report as text: overall accuracy, per-class accuracy and the confusion matrix (multi-label: mAP and
+    per-class average precision)."""
     names = report["class_names"]
     width = max(len(name) for name in names)
     lines = [
         f"{report['videos']} videos of the {report['split']} split of {report['data']}, "
         f"{report['clips']} clips x {report['crops']} crops per video",
+    ]
+    if report.get("multi_label"):
+        lines += _format_multilabel(report, width)
+        if report.get("skipped_clips"):
+            lines.append(f"\n{report['skipped_clips']} clips could not be decoded and were skipped")
+        return "\n".join(lines)
+    lines += [
         f"video top-1: {100 * report['top1']:.2f}%   top-5: {100 * report['top5']:.2f}%",
         "",
         "per-class accuracy:",

@@ -26,7 +26,7 @@ from torch import nn
 
 from cbam3d.utils.atomic import atomic_write, atomic_write_json
 
-from .checkpoint import load_checkpoint
+from .checkpoint import is_multi_label, load_checkpoint
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -192,8 +192,15 @@ def _describe(info: dict[str, Any], *, format: str, model_file: str) -> dict[str
                 "by std per channel (R, G, B)"
             ),
         },
-        "output": {"name": OUTPUT_NAME, "layout": "N, K", "meaning": "logits; softmax over K gives probabilities"},
+        "output": {
+            "name": OUTPUT_NAME,
+            "layout": "N, K",
+            "meaning": "logits; a sigmoid of each gives its class's probability (multi-label)"
+            if is_multi_label(info)
+            else "logits; softmax over K gives probabilities",
+        },
         "model": dict(info["model"]),
+        "multi_label": is_multi_label(info),
     }
 
 

@@ -1,4 +1,5 @@
-"""``predict_files``: the top-k classes of video files with a trained checkpoint or an export (``cbam3d predict``).
+"""``predict_files``: the top-k classes of videos (files or frame folders) with a trained checkpoint or an export
+(``cbam3d predict``); for a multi-label network, also the classes scored above a threshold.
 
 Plain PyTorch, no Lightning Trainer: a few evenly spaced centre-cropped clips per file, scored under
 ``torch.inference_mode`` (or by onnxruntime / ``torch.export`` for an exported model) and averaged.
@@ -18,12 +19,12 @@ import torch
 
 from cbam3d.data import VideoDecodeError, VideoRecord
 
-from .checkpoint import load_checkpoint
+from .checkpoint import is_multi_label, load_checkpoint
 from .datasets import checkpoint_eval_dataset
 from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .export import is_exported_model, load_exported
 from .plots import plot_timeline
-from .scoring import format_predictions, predict_clip_scores
+from .scoring import class_probabilities, format_predictions, predict_clip_scores
 from .windows import score_windows, write_windows_csv
 
 __all__ = ["ClipScorer", "Prediction", "WindowPrediction", "load_scorer", "predict_files", "write_window_files"]
@@ -48,29 +49,36 @@ class Prediction:
     """The result for one file.
 
     Attributes:
-        path: the video file.
+        path: the video file or frame folder.
         top: ``(class name, probability)`` pairs, most likely first; empty when the file could not be read.
             With windows, the mean over the windows.
         error: why the file could not be read, or None.
         windows: each window's prediction, in time order (sliding-window prediction only).
+        labels: a multi-label network's classes whose probability is at least the threshold, most likely
+            first; None for a single-label network.
     """
 
     path: Path
     top: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
     windows: list[WindowPrediction] = field(default_factory=list)
+    labels: list[tuple[str, float]] | None = None
 
     def format(self) -> str:
         """``path: name 97.1%, name 1.2%, ...`` (then a line per window) or ``path: could not be read (...)``."""
         if self.error is not None:
             return f"{self.path}: could not be read ({self.error})"
         lines = [f"{self.path}: {format_predictions(self.top)}"]
+        if self.labels is not None:
+            lines.append(f"  labels: {format_predictions(self.labels) or 'none above the threshold'}")
         lines += [f"  {w.start:8.2f}-{w.end:.2f} s: {format_predictions(w.top)}" for w in self.windows]
         return "\n".join(lines)
 
 
-def _exported_probabilities(exported: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor) -> torch.Tensor:
-    return exported(video).float().softmax(dim=1)
+def _exported_probabilities(
+    exported: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor, *, multi_label: bool
+) -> torch.Tensor:
+    return class_probabilities(exported(video), multi_label=multi_label)
 
 
 def load_scorer(
@@ -88,16 +96,21 @@ def load_scorer(
         if device not in ("auto", "cpu"):
             raise ValueError(f"exported models run on the CPU; device must be auto or cpu, got {device!r}")
         exported = load_exported(path)
-        return functools.partial(_exported_probabilities, exported), exported.info
+        multi_label = is_multi_label(exported.info)
+        return functools.partial(_exported_probabilities, exported, multi_label=multi_label), exported.info
     torch_device = inference_device(device)
     model, info = load_checkpoint(path, map_location=torch_device)
     channels_last = prepare_for_clips(model, torch_device)
     if compile:
         model.compile()
-    autocast_dtype = inference_autocast_dtype(torch_device)
-    return functools.partial(
-        predict_clip_scores, model, autocast_dtype=autocast_dtype, channels_last=channels_last
-    ), info
+    scorer = functools.partial(
+        predict_clip_scores,
+        model,
+        autocast_dtype=inference_autocast_dtype(torch_device),
+        channels_last=channels_last,
+        multi_label=is_multi_label(info),
+    )
+    return scorer, info
 
 
 def _top(probabilities: torch.Tensor, names: Sequence[str], topk: int) -> list[tuple[str, float]]:
@@ -105,10 +118,27 @@ def _top(probabilities: torch.Tensor, names: Sequence[str], topk: int) -> list[t
     return [(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
 
+def _above(probabilities: torch.Tensor, info: dict[str, Any], threshold: float) -> list[tuple[str, float]] | None:
+    """A multi-label network's classes scored at least ``threshold``, most likely first (None: single-label)."""
+    if not is_multi_label(info):
+        return None
+    return [
+        (name, p) for name, p in _top(probabilities, info["class_names"], len(info["class_names"])) if p >= threshold
+    ]
+
+
 def _predict_windows(
-    score: ClipScorer, info: dict[str, Any], path: Path, *, topk: int, clips: int, window: float, stride: float
+    score: ClipScorer,
+    info: dict[str, Any],
+    path: Path,
+    *,
+    topk: int,
+    clips: int,
+    window: float,
+    stride: float,
+    threshold: float,
 ) -> Prediction:
-    if not path.is_file():
+    if not path.exists():
         return Prediction(path, error="no such file")
     try:
         scores = score_windows(path, score, info["clip"], window=window, stride=stride, clips=clips, progress=True)
@@ -120,12 +150,13 @@ def _predict_windows(
         for s in scores
     ]
     mean = torch.stack([s.probabilities for s in scores]).mean(dim=0)
-    return Prediction(path, _top(mean, names, topk), windows=windows)
+    return Prediction(path, _top(mean, names, topk), windows=windows, labels=_above(mean, info, threshold))
 
 
-def _predict_one(score: ClipScorer, info: dict[str, Any], path: Path, *, topk: int, clips: int) -> Prediction:
-
-    if not path.is_file():
+def _predict_one(
+    score: ClipScorer, info: dict[str, Any], path: Path, *, topk: int, clips: int, threshold: float
+) -> Prediction:
+    if not path.exists():
         return Prediction(path, error="no such file")
     dataset = checkpoint_eval_dataset([VideoRecord(path, 0)], info["clip"], clips_per_video=clips)
     with warnings.catch_warnings(record=True) as caught:
@@ -135,7 +166,8 @@ def _predict_one(score: ClipScorer, info: dict[str, Any], path: Path, *, topk: i
         reason = str(caught[-1].message) if caught else "decoding failed"
         return Prediction(path, error=reason)
     video = torch.stack([item["video"] for item in items])
-    return Prediction(path, _top(score(video).mean(dim=0), info["class_names"], topk))
+    mean = score(video).mean(dim=0)
+    return Prediction(path, _top(mean, info["class_names"], topk), labels=_above(mean, info, threshold))
 
 
 def predict_files(
@@ -148,12 +180,16 @@ def predict_files(
     window: float | None = None,
     stride: float | None = None,
     compile: bool = False,
+    threshold: float = 0.5,
 ) -> list[Prediction]:
-    """Classify video files with a checkpoint written by ``cbam3d train`` or a model written by ``cbam3d export``.
+    """Classify videos (files or frame folders) with a checkpoint written by ``cbam3d train`` or a model written
+    by ``cbam3d export``.
 
-    Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
-    scores are averaged. A file that cannot be read gets a :class:`Prediction` with ``error`` set, and the
-    others are still classified. ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
+    Each video gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
+    scores are averaged. A multi-label network's sigmoid scores are averaged likewise, and
+    ``Prediction.labels`` holds the classes whose mean is at least ``threshold``. A video that cannot be read
+    gets a :class:`Prediction` with ``error`` set, and the others are still classified. ``compile``:
+    ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     With ``window`` (seconds), each file is scored in windows of that length every ``stride`` seconds
     (default: ``window``) in one streaming pass (memory does not grow with the file's length; a progress bar
@@ -162,21 +198,28 @@ def predict_files(
 
     Raises:
         FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk or clips < 1,
-            window or stride not positive, or stride without window.
+            window or stride not positive, stride without window, or a threshold outside [0, 1].
     """
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
     if window is None and stride is not None:
         raise ValueError("stride needs window: the step between windows of the sliding-window prediction")
     if window is not None and not (window > 0 and (stride is None or stride > 0)):
         raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
     score, info = load_scorer(checkpoint, device=device, compile=compile)
     if window is None:
-        return [_predict_one(score, info, Path(p), topk=topk, clips=clips) for p in paths]
+        return [_predict_one(score, info, Path(p), topk=topk, clips=clips, threshold=threshold) for p in paths]
     stride = window if stride is None else stride
-    return [_predict_windows(score, info, Path(p), topk=topk, clips=clips, window=window, stride=stride) for p in paths]
+    return [
+        _predict_windows(
+            score, info, Path(p), topk=topk, clips=clips, window=window, stride=stride, threshold=threshold
+        )
+        for p in paths
+    ]
 
 
 def write_window_files(prediction: Prediction, folder: str | os.PathLike, *, classes: int = 5) -> tuple[Path, Path]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from cbam3d.data import VideoDecodeError, VideoReader, eval_clip_indices, eval_transform
+from cbam3d.data import VideoDecodeError, eval_clip_indices, eval_transform, open_video
 from cbam3d.utils.atomic import atomic_write
 
 __all__ = ["LONG_VIDEO_SECONDS", "WindowScore", "score_windows", "window_frame_ranges", "write_windows_csv"]
@@ -47,17 +48,22 @@ class WindowScore:
 def window_frame_ranges(num_frames: int, fps: float, *, window: float, stride: float) -> list[tuple[int, int]]:
     """``[first, stop)`` frame ranges of windows of ``window`` seconds every ``stride`` seconds.
 
-    Windows start at 0, stride, 2 stride ... while they end before the video does; one more window ends at the
-    video's end (a video shorter than a window is one window). At least one frame each.
+    Windows start at the frames nearest to 0, stride, 2 stride ... seconds (at least a frame apart) while they
+    end before the video does; one more window ends at the video's end (a video shorter than a window is one
+    window). At least one frame each.
     """
     if num_frames < 1 or fps <= 0:
         raise ValueError(f"a video needs frames and a frame rate, got {num_frames} frames at {fps} fps")
     length = max(1, round(window * fps))
-    step = max(1, round(stride * fps))
     if length >= num_frames:
         return [(0, num_frames)]
-    ranges = [(start, start + length) for start in range(0, num_frames - length, step)]
-    ranges.append((num_frames - length, num_frames))
+    # Each start is rounded on its own: a stride of no whole number of frames (1.5 s at 25 or 29.97 fps) rounded
+    # once would push every later window further from its time, by seconds over an hour-long video.
+    step = max(stride * fps, 1.0)
+    last_start = num_frames - length
+    starts = [math.floor(k * step + 0.5) for k in range(math.ceil(last_start / step))]
+    ranges = [(start, start + length) for start in starts if start < last_start]
+    ranges.append((last_start, num_frames))
     return ranges
 
 
@@ -96,7 +102,7 @@ def score_windows(
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
     transform = eval_transform(clip["size"], resize=clip["eval_resize"], mean=clip["mean"], std=clip["std"])
-    with VideoReader(path) as reader:
+    with open_video(path) as reader:
         info = reader.info
         ranges = window_frame_ranges(info.num_frames, info.fps, window=window, stride=stride)
         wanted = [

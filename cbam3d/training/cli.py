@@ -54,16 +54,21 @@ def closing_summary(metrics: Mapping[str, Any]) -> str:
     """The lines printed at the end of a training run: its result, where its files are and what to run next.
 
     Args:
-        metrics: what :func:`cbam3d.training.lightning.train` returns (``val_top1``, ``val_top5``, ``epochs``,
-            ``seconds``, ``output``, ``best_checkpoint``).
+        metrics: what :func:`cbam3d.training.lightning.train` returns (``val_top1``, ``val_top5`` or
+            ``val_map``, ``epochs``, ``seconds``, ``output``, ``best_checkpoint``).
     """
     output = Path(metrics["output"])
     best = _shown(metrics["best_checkpoint"])
     shown = {name: _shown(output / name) for name in ("metrics.json", "curves.png", "checkpoints", "tensorboard")}
     epochs = metrics["epochs"]
+    scores = (
+        f"mAP {100 * metrics['val_map']:.1f}%"
+        if "val_map" in metrics
+        else f"top-1 {100 * metrics['val_top1']:.1f}%, top-5 {100 * metrics['val_top5']:.1f}%"
+    )
     lines = [
         f"Trained {epochs} epoch{'s' * (epochs != 1)} in {_duration(metrics['seconds'])}: video-level validation "
-        f"top-1 {100 * metrics['val_top1']:.1f}%, top-5 {100 * metrics['val_top5']:.1f}% (best checkpoint).",
+        f"{scores} (best checkpoint).",
         f"  metrics:      {shown['metrics.json']}",
     ]
     if (output / "curves.png").is_file():  # not written by a resumed run that had no epoch left

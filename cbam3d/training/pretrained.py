@@ -7,7 +7,14 @@ Accepted files:
 * a 2D ImageNet-style state dict (4-D convolution kernels), inflated to the 3D network with ``models.inflate``,
   or a 2D checkpoint already inflated and saved as a 3D state dict;
 * our own training checkpoints (``.ckpt``), or any file holding a state dict, bare or under ``"state_dict"``
-  or ``"model"``.
+  or ``"model"``;
+* 3D-ResNets-PyTorch checkpoints (``{"arch": "resnet-18", "state_dict": {...}, "epoch", "optimizer"}``) and
+  MedicalNet's (``{"state_dict": {...}}``): their ResNets name their weights as ours do (``conv1``, ``bn1``,
+  ``layer1.0.conv1``, ..., ``downsample.0``, ``fc``), and their ``arch`` ``resnet-N`` is our ``resnet3d-N``,
+  which the network must then be.
+
+Keys saved from ``nn.DataParallel`` (prefixed ``module.``, as the older 3D-ResNets-PyTorch releases and
+MedicalNet are) are taken without the prefix.
 
 Weights whose shape differs from the network's (the classifier when the class counts differ) are left at
 their fresh initialisation and reported, as are missing and unexpected keys.
@@ -16,6 +23,7 @@ their fresh initialisation and reported, as are missing and unexpected keys.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,8 @@ __all__ = ["PretrainedReport", "load_pretrained"]
 
 _TORCHVISION_STEM = "stem."
 _CLASSIFIER = "fc."
+_DATA_PARALLEL_PREFIX = "module."
+_THREE_D_RESNETS_ARCH = re.compile(r"^resnet-(?P<depth>\d+)$")
 
 
 @dataclass
@@ -69,9 +79,22 @@ class PretrainedReport:
         return "\n".join(lines)
 
 
+def trained_as(obj: Any) -> str | None:
+    """Our name of the network a 3D-ResNets-PyTorch checkpoint was trained as (``"resnet-18"`` -> ``"resnet3d-18"``),
+    or None when the file does not say (or names another kind of network)."""
+    arch = obj.get("arch") if isinstance(obj, dict) else None
+    match = _THREE_D_RESNETS_ARCH.match(arch) if isinstance(arch, str) else None
+    return f"resnet3d-{match['depth']}" if match else None
+
+
 def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
     if isinstance(obj, dict) and "cbam3d" in obj and "state_dict" in obj:
         return model_state_dict(obj), "cbam3d checkpoint"
+    source = (
+        f"3D-ResNets-PyTorch checkpoint, arch {obj['arch']}"
+        if isinstance(obj, dict) and "arch" in obj
+        else "state dict"
+    )
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -81,7 +104,10 @@ def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], 
             f"pretrained weights {path}: no state dict found (expected a dict of tensors, bare or under "
             "'state_dict' or 'model')"
         )
-    return unwrap_model_keys(obj, keep_others=True), "state dict"
+    if any(key.startswith(_DATA_PARALLEL_PREFIX) for key in obj):
+        obj = {key.removeprefix(_DATA_PARALLEL_PREFIX): value for key, value in obj.items()}
+        source += " saved from DataParallel (module. prefix taken off)"
+    return unwrap_model_keys(obj, keep_others=True), source
 
 
 def _inflate_2d(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
@@ -100,15 +126,29 @@ def _inflate_2d(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) ->
     }
 
 
-def load_pretrained(model: nn.Module, path: str | os.PathLike) -> PretrainedReport:
+def load_pretrained(model: nn.Module, path: str | os.PathLike, *, model_name: str | None = None) -> PretrainedReport:
     """Copy the weights of ``path`` into ``model`` where names and shapes agree (see the module docstring).
+
+    Args:
+        model: the network.
+        path: the weights.
+        model_name: ``model``'s registry name; checked against the network a 3D-ResNets-PyTorch checkpoint
+            says it was trained as.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file holds no state dict, or shares no weight at all with ``model``.
+        ValueError: if the file holds no state dict, was trained as another network than ``model_name``, or
+            shares no weight at all with ``model``.
     """
     path = Path(path)
-    state, source = _extract_state_dict(_torch_load(path, "cpu"), path)
+    content = _torch_load(path, "cpu")
+    architecture = trained_as(content)
+    if architecture is not None and model_name is not None and architecture != model_name:
+        raise ValueError(
+            f"pretrained weights {path} are a {content['arch']} (our {architecture}), not a {model_name}: "
+            f"train with --model {architecture}"
+        )
+    state, source = _extract_state_dict(content, path)
     own = model.state_dict()
     if any(key.startswith(_TORCHVISION_STEM) for key in state):
         try:

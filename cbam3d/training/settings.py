@@ -149,9 +149,17 @@ class TrainConfig:
     )
     annotations: Path | None = setting(
         "data",
-        "Kinetics-style annotation CSV (path,label or youtube_id,time_start,time_end,label)",
-        metavar="CSV",
+        "annotation file: a Kinetics-style CSV (path,label; path,labels for --multi-label; or "
+        "youtube_id,time_start,time_end,label), or a 3D-ResNets-PyTorch JSON (ucf101_01.json)",
+        metavar="FILE",
         checks=(existing_file,),
+    )
+    multi_label: bool | None = setting(
+        "data",
+        "multi-label classification: a sigmoid per class and binary cross-entropy (--label-smoothing smooths each "
+        "class's target towards 1/2), for CSVs whose labels column gives each video several classes (a;b); "
+        "scored by val_map (mean average precision), which picks the best checkpoint",
+        general=False,
     )
     fold: int | None = setting(
         "data", "official split number of UCF101 / HMDB51", general=1, metavar="N", checks=(positive_integer,)
@@ -218,8 +226,9 @@ class TrainConfig:
     )
     pretrained: Path | None = setting(
         "model",
-        "starting weights: torchvision video-ResNet weights, a 2D (to inflate) or inflated checkpoint, or one of "
-        "ours; the classifier is re-initialised when class counts differ",
+        "starting weights: torchvision video-ResNet weights, 3D-ResNets-PyTorch or MedicalNet checkpoints "
+        "({arch, state_dict}, module.-prefixed keys of DataParallel), a 2D (to inflate) or inflated checkpoint, or "
+        "one of ours; the classifier is re-initialised when class counts differ",
         metavar="PATH",
         checks=(existing_file,),
         kept_on_resume=False,

@@ -22,7 +22,16 @@ from cbam3d.inference.scoring import format_predictions
 from .animation import ANIMATION_FORMATS, write_animation
 from .frames import CLIP_MODES, VisualClip, clip_indices, read_visual_clip
 from .maps import LayerAttention, attention_layers, site_label, upsample_spatial, upsample_temporal
-from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
+from .render import (
+    LayerOverlay,
+    PanelLayout,
+    animation_frames,
+    animation_layout,
+    heat_overlay,
+    normalize_heat,
+    save_grid,
+    save_temporal_profiles,
+)
 from .visualize import Visualization, top_predictions, visualize_checkpoint, visualize_video
 
 __all__ = [
@@ -30,9 +39,11 @@ __all__ = [
     "CLIP_MODES",
     "LayerAttention",
     "LayerOverlay",
+    "PanelLayout",
     "VisualClip",
     "Visualization",
     "animation_frames",
+    "animation_layout",
     "attention_layers",
     "clip_indices",
     "format_predictions",

@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
         "predictions. Files are named after the video: DIR/<stem>_attention.gif, _grid.png, "
         "_temporal.png, _attention.json.",
     )
-    result.add_argument("video", type=Path, help="any video file PyAV can read")
+    result.add_argument(
+        "video", type=Path, help="any video file PyAV can read, or a folder of frames (image_00001.jpg ...)"
+    )
     result.add_argument(
         "--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint written by cbam3d train"
     )

@@ -19,9 +19,9 @@ from cbam3d.attention.dims import check_positive_int
 from cbam3d.data import (
     KINETICS_MEAN,
     KINETICS_STD,
-    VideoReader,
     eval_clip_indices,
     eval_transform,
+    open_video,
     overview_clip_indices,
 )
 from cbam3d.data.transforms import ShortSideCrop
@@ -98,7 +98,7 @@ def read_visual_clip(
     check_positive_int(size, "size")
     display_size = max(size, 224) if display_size is None else display_size
     check_positive_int(display_size, "display_size")
-    with VideoReader(Path(path)) as reader:
+    with open_video(Path(path)) as reader:
         indices = clip_indices(reader.info.num_frames, frames, sampling_rate, mode)
         raw = reader.read(indices)  # uint8 (T, 3, H, W)
         fps = reader.info.fps

@@ -22,7 +22,9 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "LayerOverlay",
+    "PanelLayout",
     "animation_frames",
+    "animation_layout",
     "heat_overlay",
     "normalize_heat",
     "save_grid",
@@ -181,6 +183,52 @@ def save_temporal_profiles(
     return _save(figure, path, dpi)
 
 
+#: Pixels around and between the animation's panels, of a panel's label strip, and of a title line (9 pt at
+#: 100 dpi with matplotlib's line spacing of 1.2).
+_GAP, _LABEL, _LINE = 6, 16, 15
+_TITLE_POINTS, _LABEL_POINTS, _DPI = 9, 8, 100
+
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """Where the panels of an animation picture lie, in pixels: each shows a D x D frame pixel for pixel.
+
+    Attributes:
+        width, height: the picture's size.
+        size: D, a panel's height and width.
+        corners: ``(top, left)`` of each panel, in the order the panels are given (rows of at most
+            ``max_panels_per_row``).
+        title_lines: lines of the title strip above the panels.
+    """
+
+    width: int
+    height: int
+    size: int
+    corners: list[tuple[int, int]]
+    title_lines: int
+
+
+def _panel_layout(panels: int, size: int, *, title_lines: int, max_panels_per_row: int = 5) -> PanelLayout:
+    """The :class:`PanelLayout` of ``panels`` panels of ``size`` pixels under a title of ``title_lines`` lines."""
+    columns = min(panels, max_panels_per_row)
+    header = _GAP + _LINE * title_lines
+    cells = [divmod(index, columns) for index in range(panels)]
+    corners = [(header + row * (_LABEL + size) + _LABEL, _GAP + column * (size + _GAP)) for row, column in cells]
+    rows = -(-panels // columns)
+    return PanelLayout(
+        width=columns * size + (columns + 1) * _GAP,
+        height=header + rows * (_LABEL + size) + _GAP,
+        size=size,
+        corners=corners,
+        title_lines=title_lines,
+    )
+
+
+def _title_lines(title: str, width: int) -> list[str]:
+    """``title`` wrapped to a picture ``width`` pixels wide (about 7 pixels a character at 9 pt)."""
+    return _wrap(title, width // 7).splitlines()
+
+
 def animation_frames(
     frames: np.ndarray,
     overlays: Sequence[LayerOverlay],
@@ -188,29 +236,36 @@ def animation_frames(
     title: str,
     *,
     max_panels_per_row: int = 5,
-    panel_inches: float = 2.4,
-    dpi: int = 100,
 ) -> list[np.ndarray]:
     """One picture per clip frame: the input frame and each layer's overlay side by side, titled.
+
+    Each panel shows its (D, D) frame pixel for pixel, so ``display_size`` is the size of the frames in the
+    animation; :func:`animation_layout` gives the picture's size and where each panel lies.
+
+    Args:
+        frames: uint8 (T, D, D, 3) input frames.
+        overlays: the layers, drawn after the input in this order.
+        frame_numbers: the T frames' indices in the video, for the title.
+        title: the title (the predictions), wrapped to the picture's width.
 
     Returns:
         T uint8 (height, width, 3) images, all of one size.
     """
-    panels = [("input", frames)] + [(o.label, o.images) for o in overlays]
-    columns = min(len(panels), max_panels_per_row)
-    rows = -(-len(panels) // columns)
-    figure = Figure(figsize=(panel_inches * columns, panel_inches * rows + 0.8), dpi=dpi, layout="constrained")
+    layout = animation_layout(frames, overlays, title, max_panels_per_row=max_panels_per_row)
+    width, height = layout.width, layout.height
+    figure = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI)
     canvas = FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    panels = [("input", frames)] + [(o.label, o.images) for o in overlays]
     shown = []
-    for ax, (label, images) in zip(axes, panels):
-        shown.append(ax.imshow(images[0]))
-        ax.set_title(label, fontsize=9)
-    for ax in axes:
-        _hide_ticks(ax)
-        ax.set_frame_on(False)
-    heading = figure.suptitle("", fontsize=9)
-    wrapped = _wrap(title, int(14 * panel_inches * columns))
+    for (top, left), (label, images) in zip(layout.corners, panels):
+        box = (left / width, 1 - (top + layout.size) / height, layout.size / width, layout.size / height)
+        axes = figure.add_axes(box)
+        axes.set_axis_off()
+        shown.append(axes.imshow(images[0], interpolation="nearest", aspect="auto"))
+        centre = (left + layout.size / 2) / width
+        figure.text(centre, 1 - (top - 2) / height, label, ha="center", va="bottom", fontsize=_LABEL_POINTS)
+    heading = figure.text(0.5, 1 - _GAP / height, "", ha="center", va="top", fontsize=_TITLE_POINTS)
+    wrapped = "\n".join(_title_lines(title, width))
     pictures = []
     for t in range(frames.shape[0]):
         for image, (_, images) in zip(shown, panels):
@@ -219,3 +274,15 @@ def animation_frames(
         canvas.draw()
         pictures.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
     return pictures
+
+
+def animation_layout(
+    frames: np.ndarray, overlays: Sequence[LayerOverlay], title: str, *, max_panels_per_row: int = 5
+) -> PanelLayout:
+    """The :class:`PanelLayout` of :func:`animation_frames`' pictures for these frames, layers and title."""
+    if frames.ndim != 4 or frames.shape[1] != frames.shape[2]:
+        raise ValueError(f"frames must be square (T, D, D, 3) pictures, got shape {frames.shape}")
+    panels, size = 1 + len(overlays), frames.shape[1]
+    width = _panel_layout(panels, size, title_lines=1, max_panels_per_row=max_panels_per_row).width
+    lines = len(_title_lines(title, width)) + 1  # and the line naming the frame
+    return _panel_layout(panels, size, title_lines=lines, max_panels_per_row=max_panels_per_row)

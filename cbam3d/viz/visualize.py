@@ -15,15 +15,24 @@ from torch import nn
 
 from cbam3d.attention.dims import check_positive_int
 from cbam3d.attention.hooks import capture_attention
-from cbam3d.inference.checkpoint import ClipSpec, load_checkpoint
+from cbam3d.inference.checkpoint import ClipSpec, is_multi_label, load_checkpoint
 from cbam3d.inference.devices import inference_device
-from cbam3d.inference.scoring import format_predictions
+from cbam3d.inference.scoring import class_probabilities, format_predictions
 from cbam3d.utils.atomic import check_output_folder
 
 from .animation import ANIMATION_FORMATS, check_fps, write_animation
 from .frames import VisualClip, read_visual_clip
 from .maps import LayerAttention, attention_layers, upsample_spatial
-from .render import LayerOverlay, animation_frames, heat_overlay, normalize_heat, save_grid, save_temporal_profiles
+from .render import (
+    LayerOverlay,
+    PanelLayout,
+    animation_frames,
+    animation_layout,
+    heat_overlay,
+    normalize_heat,
+    save_grid,
+    save_temporal_profiles,
+)
 
 __all__ = ["Visualization", "format_predictions", "top_predictions", "visualize_checkpoint", "visualize_video"]
 
@@ -40,6 +49,7 @@ class Visualization:
         predictions: ``(class name, probability)``, most likely first.
         layers: the layers' labels, in network order.
         frame_indices: the clip's frames in the video file.
+        panels: where the input and each layer lie in the animation's pictures, ``display_size`` pixels square.
     """
 
     animation: Path
@@ -49,11 +59,15 @@ class Visualization:
     predictions: list[tuple[str, float]]
     layers: list[str]
     frame_indices: list[int]
+    panels: PanelLayout
 
 
-def top_predictions(logits: torch.Tensor, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:
-    """The ``k`` most likely classes of (num_classes,) logits, as ``(name, softmax probability)``."""
-    probabilities = torch.softmax(logits.float(), dim=0)
+def top_predictions(
+    logits: torch.Tensor, class_names: Sequence[str], k: int, *, multi_label: bool = False
+) -> list[tuple[str, float]]:
+    """The ``k`` most likely classes of (num_classes,) logits, as ``(name, probability)``: a softmax, or with
+    ``multi_label`` each class's sigmoid."""
+    probabilities = class_probabilities(logits[None], multi_label=multi_label)[0]
     values, indices = probabilities.topk(min(k, probabilities.numel()))
     return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
@@ -111,6 +125,7 @@ def visualize_video(
     cmap: str = "jet",
     stretch: bool = True,
     display_size: int | None = None,
+    multi_label: bool = False,
 ) -> Visualization:
     """Show where a video network's attention goes on one clip of ``video``.
 
@@ -123,7 +138,7 @@ def visualize_video(
     Args:
         model: a video classifier with cbam3d attention (CBAM or BAM: SE has no spatial map), (N, 3, T, H, W)
             -> (N, num_classes); it runs on the device of its parameters.
-        video: any video file PyAV can read, of any frame size and length.
+        video: any video file PyAV can read, of any frame size and length, or a folder of frames.
         output: the folder to write to (created if missing).
         clip: the input the network expects (frames, sampling_rate, size, mean, std).
         class_names: index -> name; default ``"class <i>"``.
@@ -137,6 +152,7 @@ def visualize_video(
         stretch: colour each layer from its lowest to its highest value over the clip (ranges in the grid);
             False colours absolute values in [0, 1].
         display_size: height and width of the drawn frames; default ``max(clip.size, 224)``.
+        multi_label: the network gives one sigmoid per class (a multi-label checkpoint), not a softmax.
 
     Raises:
         ValueError: the model has no spatial attention map, returns no (1, num_classes) logits, or a setting
@@ -169,7 +185,7 @@ def visualize_video(
             f"{type(model).__name__} computes no spatial attention map to draw (SE only weights channels); "
             "visualise a network with CBAM or BAM"
         )
-    predictions = top_predictions(logits, names, top_k)
+    predictions = top_predictions(logits, names, top_k, multi_label=multi_label)
     title = f"{video.name} | predicted: {format_predictions(predictions)}"
     overlays = [_overlay(layer, visual, alpha, cmap, stretch) for layer in spatial_layers]
     output = Path(output)
@@ -184,7 +200,14 @@ def visualize_video(
     ranges = {layer.site: [overlay.low, overlay.high] for layer, overlay in zip(spatial_layers, overlays)}
     summary.write_text(json.dumps(_summary(video, predictions, visual.indices, layers, ranges), indent=2) + "\n")
     return Visualization(
-        animation, grid, temporal, summary, predictions, [layer.label for layer in layers], visual.indices
+        animation,
+        grid,
+        temporal,
+        summary,
+        predictions,
+        [layer.label for layer in layers],
+        visual.indices,
+        animation_layout(visual.frames, overlays, title),
     )
 
 
@@ -235,4 +258,6 @@ def visualize_checkpoint(
     model, info = load_checkpoint(checkpoint, map_location=inference_device(device))
     clip = info["clip"]
     spec = ClipSpec(**{**clip, "mean": tuple(clip["mean"]), "std": tuple(clip["std"])})
-    return visualize_video(model, video, output, spec, class_names=info["class_names"], **options)
+    return visualize_video(
+        model, video, output, spec, class_names=info["class_names"], multi_label=is_multi_label(info), **options
+    )

@@ -18,15 +18,6 @@ from cbam3d.inference.export import ExportedClassifier, export_main, info_path, 
 from cbam3d.inference.predict import predict_files
 
 
-@pytest.fixture(scope="module", params=["onnx", "pt2"])
-def exported(request, tiny_checkpoint, tmp_path_factory):
-    """(format, model path) of the tiny checkpoint exported through the command line."""
-    output = tmp_path_factory.mktemp(f"export_{request.param}") / f"model.{request.param}"
-    status = export_main(["--checkpoint", str(tiny_checkpoint), "--format", request.param, "--output", str(output)])
-    assert status == 0
-    return request.param, output
-
-
 def test_export_writes_the_model_and_a_json_describing_its_input(exported, tiny_checkpoint):
     format, path = exported
     _, checkpoint_info = load_checkpoint(tiny_checkpoint)

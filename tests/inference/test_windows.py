@@ -39,6 +39,17 @@ def test_windows_start_every_stride_and_the_last_one_ends_at_the_video_end(num_f
     assert window_frame_ranges(num_frames, FPS, window=window, stride=stride) == expected
 
 
+@pytest.mark.parametrize("fps", [25.0, 30000 / 1001])
+def test_window_starts_stay_within_half_a_frame_of_multiples_of_the_stride_over_an_hour(fps):
+    """A stride of no whole number of frames (1.5 s is 37.5 frames at 25 fps) rounded once made the k-th window
+    start k times the rounding error late: 48 s late after an hour at 25 fps."""
+    num_frames = round(3600 * fps)
+    ranges = window_frame_ranges(num_frames, fps, window=2.0, stride=1.5)
+    for k, (first, _) in enumerate(ranges[:-1]):
+        assert abs(first / fps - 1.5 * k) <= 0.5 / fps + 1e-9
+    assert len(ranges) == 2400 and ranges[-1] == (num_frames - round(2 * fps), num_frames)
+
+
 def test_streamed_frames_are_the_frames_random_access_decoding_reads(five_second_video):
     with VideoReader(five_second_video) as reader:
         streamed = dict(reader.frames(keep=lambda index: index % 7 == 3))

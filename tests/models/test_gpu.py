@@ -25,7 +25,9 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 @pytest.mark.parametrize("dtype", list(TOLERANCES), ids=["fp32", "bf16"])
 def test_compiled_r3d_18_with_cbam_matches_eager_forward_and_backward(dtype, cuda_device):
     torch.manual_seed(0)
-    eager = create_model("r3d_18", num_classes=5, attention="cbam").to(cuda_device, memory_format=torch.channels_last_3d)
+    eager = create_model("r3d_18", num_classes=5, attention="cbam").to(
+        cuda_device, memory_format=torch.channels_last_3d
+    )
     eager.train()
     compiled_model = copy.deepcopy(eager)
     compiled = torch.compile(compiled_model)

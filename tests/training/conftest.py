@@ -50,6 +50,13 @@ def make_tiny_dataset() -> Callable[[Path], Path]:
 
 
 @pytest.fixture(scope="session")
+def make_moving_square() -> Callable[..., np.ndarray]:
+    """``make_moving_square(direction, rng) -> (T, H, W, 3) uint8``: the frames of one tiny video (see
+    :func:`moving_square`), for tests that store them in other layouts."""
+    return moving_square
+
+
+@pytest.fixture(scope="session")
 def tiny_classes() -> tuple[str, ...]:
     """The class names of :func:`make_tiny_dataset`'s videos."""
     return TINY_CLASSES

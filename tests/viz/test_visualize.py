@@ -19,6 +19,9 @@ from cbam3d.attention.hooks import capture_attention
 from cbam3d.data import eval_clip_indices, write_video
 from cbam3d.inference.checkpoint import ClipSpec
 from cbam3d.viz import (
+    LayerOverlay,
+    animation_frames,
+    animation_layout,
     attention_layers,
     clip_indices,
     heat_overlay,
@@ -174,6 +177,25 @@ def test_animation_has_one_frame_per_picture(tmp_path, suffix):
             decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
         assert len(decoded) == 7 and decoded[0].shape == (38, 50, 3)
         assert abs(int(decoded[3].mean()) - 90) <= 3  # frames kept their order and content
+
+
+@pytest.mark.parametrize("display_size", [24, 97])
+def test_each_animation_panel_shows_its_frame_pixel_for_pixel_at_the_display_size(display_size):
+    """--display-size is the size of the frames in the animation: panels used to be a fixed 240 pixels, the
+    frames scaled into them (a 1280x720 clip shown at 224 pixels, or 96 pixels blown up)."""
+    rng = np.random.default_rng(display_size)
+    frames = rng.integers(0, 256, (3, display_size, display_size, 3), dtype=np.uint8)
+    overlays = [
+        LayerOverlay(f"layer{i}", rng.integers(0, 256, frames.shape, dtype=np.uint8), 0.0, 1.0) for i in range(6)
+    ]
+    title = "clip.mp4 | predicted: left 51.0%, right 30.2%, still 18.8%"
+    pictures = animation_frames(frames, overlays, [4, 9, 14], title, max_panels_per_row=4)
+    layout = animation_layout(frames, overlays, title, max_panels_per_row=4)
+    assert len(pictures) == 3 and {picture.shape for picture in pictures} == {(layout.height, layout.width, 3)}
+    assert len(layout.corners) == 7 and layout.size == display_size
+    for t, picture in enumerate(pictures):
+        for (top, left), images in zip(layout.corners, [frames] + [o.images for o in overlays]):
+            assert np.array_equal(picture[top : top + display_size, left : left + display_size], images[t])
 
 
 def _open_png(path: Path) -> tuple[int, int]:

@@ -48,6 +48,8 @@ class VideoDataModule(L.LightningDataModule):
         horizontal_flip: flip training clips at random; None: unless the data set is marked as not flip-safe
             (``VideoSplit.flip_safe``, False for the demo set, whose classes include left and right motion).
         seed: seed of the training order and augmentations.
+        multi_label: items carry multi-hot ``targets`` (videos may have several labels); without it, a data
+            set giving a video several labels is refused.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class VideoDataModule(L.LightningDataModule):
         horizontal_flip: bool | None = None,
         train_scale: tuple[float, float] = (8 / 7, 10 / 7),
         seed: int = 0,
+        multi_label: bool = False,
     ) -> None:
         super().__init__()
         self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
@@ -75,7 +78,14 @@ class VideoDataModule(L.LightningDataModule):
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
-        trained = {record.label for record in self.train_split.records}
+        self.multi_label = multi_label
+        several = next((r for s in (self.train_split, self.val_split) for r in s.records if len(r.labels) > 1), None)
+        if several is not None and not multi_label:
+            raise UsageError(
+                f"data set {self.root}: {several.path} has {len(several.labels)} labels; train with --multi-label "
+                "(or give each video one label)"
+            )
+        trained = {label for record in self.train_split.records for label in record.labels}
         untrained = [name for label, name in enumerate(self.class_names) if label not in trained]
         if untrained:
             raise UsageError(
@@ -90,7 +100,12 @@ class VideoDataModule(L.LightningDataModule):
         self.val_set: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        clip = dict(frames=self.frames, sampling_rate=self.sampling_rate, size=self.size)
+        clip = dict(
+            frames=self.frames,
+            sampling_rate=self.sampling_rate,
+            size=self.size,
+            num_classes=len(self.class_names) if self.multi_label else None,
+        )
         if self.train_set is None:
             self.train_set = make_clip_dataset(
                 self.train_split.records,

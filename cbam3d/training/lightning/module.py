@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict
 from typing import Any
 
@@ -10,8 +11,10 @@ import lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchmetrics.classification import MultilabelAveragePrecision
 
 from cbam3d.inference.checkpoint import ClipSpec, ModelSpec, build_model, make_info
+from cbam3d.inference.scoring import mean_average_precision
 from cbam3d.utils.errors import UsageError
 
 from ..schedule import warmup_cosine
@@ -24,14 +27,28 @@ class LossNotFiniteError(UsageError):
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """How many of the (N, K) ``logits`` rows have their label among the ``k`` highest scores (0-d tensor)."""
+    """How many of the (N, K) ``logits`` rows have their label among the ``k`` highest scores (0-d tensor).
+
+    ``labels``: (N,) class indices, or (N, K) multi-hot targets (a row counts when one of its ``k`` highest
+    scores is one of its labels)."""
     k = min(k, logits.shape[1])
     top = logits.topk(k, dim=1).indices
+    if labels.dim() == 2:
+        return (labels.gather(1, top) > 0).any(dim=1).sum()
     return (top == labels[:, None]).any(dim=1).sum()
 
 
+def smoothed_binary_targets(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Multi-hot targets pulled towards 1/2 by ``smoothing``: 1 -> 1 - s/2, 0 -> s/2 (label smoothing of each
+    class's two-way choice, as cross-entropy's smoothing spreads s over the classes)."""
+    return targets * (1.0 - smoothing) + 0.5 * smoothing
+
+
 class VideoClassifier(L.LightningModule):
-    """Trains a ``models`` network on (N, C, T, H, W) clips with label-smoothed cross-entropy.
+    """Trains a ``models`` network on (N, C, T, H, W) clips with label-smoothed cross-entropy, or, with
+    ``multi_label``, one sigmoid per class and binary cross-entropy on smoothed multi-hot targets (batches then
+    carry ``"targets"`` (N, K)); top-1 then counts a clip whose highest score is one of its labels, and each
+    validation adds ``val_map``, the mean over classes (those with a positive clip) of the average precision.
 
     Optimiser: SGD (momentum 0.9, Nesterov) or AdamW; no weight decay on biases and normalisation weights.
     Schedule: linear warmup over ``warmup_epochs`` then cosine decay to zero, stepped at every optimizer step
@@ -46,6 +63,7 @@ class VideoClassifier(L.LightningModule):
         clip: the input clips (stored in checkpoints for evaluation and prediction).
         class_names: index -> class name.
         optimizer, lr, weight_decay, warmup_epochs, label_smoothing: the optimisation settings.
+        multi_label: sigmoid outputs and binary cross-entropy (see above); stored in checkpoints.
         config: the run's settings, stored in checkpoints.
     """
 
@@ -61,6 +79,7 @@ class VideoClassifier(L.LightningModule):
         warmup_epochs: float = 0.0,
         label_smoothing: float = 0.0,
         config: dict[str, Any] | None = None,
+        multi_label: bool = False,
     ) -> None:
         super().__init__()
         if optimizer not in ("sgd", "adamw"):
@@ -70,12 +89,18 @@ class VideoClassifier(L.LightningModule):
         self.warmup_epochs = warmup_epochs
         self.config = dict(config or {})
         self.model = build_model(model_spec, num_classes=len(self.class_names))
+        self.multi_label, self.label_smoothing = multi_label, label_smoothing
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # the epoch's clip scores, gathered from every DDP process at compute()
+        self.val_average_precision = (
+            MultilabelAveragePrecision(num_labels=len(self.class_names), average=None) if multi_label else None
+        )
         self.history: list[dict[str, float]] = []
         self.channels_last = False
         # [loss sum, top-1 correct, clips] for training; [loss sum, top-1, top-5, clips] for validation
         self.register_buffer("_train_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
         self.register_buffer("_val_sums", torch.zeros(4, dtype=torch.float64), persistent=False)
+        self.register_buffer("_val_positives", torch.zeros(len(self.class_names)), persistent=False)
         self.skipped_clips = 0
         self.unreadable_videos: set[str] = set()  # training videos whose clips were replaced by others
 
@@ -114,7 +139,13 @@ class VideoClassifier(L.LightningModule):
             # loss that reaches every parameter (zero gradients) instead of skipping the step.
             return torch.stack([parameter.sum() for parameter in self.parameters()]).sum() * 0.0
         logits = self(video)
-        loss = self.criterion(logits.float(), labels)
+        if self.multi_label:
+            labels = batch["targets"]
+            loss = F.binary_cross_entropy_with_logits(
+                logits.float(), smoothed_binary_targets(labels.float(), self.label_smoothing)
+            )
+        else:
+            loss = self.criterion(logits.float(), labels)
         # every rank takes the same decision, so that no process is left waiting in an all-reduce
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             raise LossNotFiniteError(
@@ -136,13 +167,20 @@ class VideoClassifier(L.LightningModule):
     # -- validation (clip level; the video-level multi-clip evaluation runs after training) -----------------
     def on_validation_epoch_start(self) -> None:
         self._val_sums.zero_()
+        self._val_positives.zero_()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         video, labels = batch["video"], batch["label"]
         if video.shape[0] == 0:
             return
         logits = self(video).float()
-        loss = F.cross_entropy(logits, labels)
+        if self.multi_label:
+            labels = batch["targets"]
+            loss = F.binary_cross_entropy_with_logits(logits, labels.float())
+            self.val_average_precision.update(logits.sigmoid(), labels.long())
+            self._val_positives += labels.float().sum(dim=0)
+        else:
+            loss = F.cross_entropy(logits, labels)
         count = labels.shape[0]
         self._val_sums += torch.stack(
             [
@@ -161,6 +199,8 @@ class VideoClassifier(L.LightningModule):
             "val_top1": val[1].item() / val_count,
             "val_top5": val[2].item() / val_count,
         }
+        if self.multi_label:
+            metrics["val_map"] = self._val_map()
         if not self.trainer.sanity_checking:
             train = self.trainer.strategy.reduce(self._train_sums.clone(), reduce_op="sum")
             train_count = train[2].item()
@@ -174,6 +214,7 @@ class VideoClassifier(L.LightningModule):
                     "val_loss": metrics["val_loss"],
                     "val_top1": metrics["val_top1"],
                     "val_top5": metrics["val_top5"],
+                    **({"val_map": metrics["val_map"]} if self.multi_label else {}),
                 }
             )
         # the values are already summed over every rank: sync_dist only averages equal numbers (and keeps
@@ -181,6 +222,18 @@ class VideoClassifier(L.LightningModule):
         top1 = metrics.pop("val_top1")
         self.log_dict(metrics, sync_dist=True)
         self.log("val_top1", top1, prog_bar=True, sync_dist=True)
+
+    def _val_map(self) -> float:
+        """The epoch's clip-level mean average precision over the classes with a positive clip (then reset)."""
+        metric = self.val_average_precision
+        positives = self.trainer.strategy.reduce(self._val_positives.clone(), reduce_op="sum")
+        if not metric.update_called:  # nothing validated (every clip unreadable)
+            return math.nan
+        with warnings.catch_warnings():  # classes without a positive clip are left out of the mean below
+            warnings.filterwarnings("ignore", message=".*positive samples.*")
+            per_class = metric.compute()
+        metric.reset()
+        return mean_average_precision(per_class.tolist(), (positives > 0).tolist())
 
     # -- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -204,7 +257,9 @@ class VideoClassifier(L.LightningModule):
     # -- checkpoints -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """The checkpoint info (see :mod:`cbam3d.inference.checkpoint`)."""
-        return make_info(self.class_names, self.model_spec, self.clip, self.config, self.history)
+        return make_info(
+            self.class_names, self.model_spec, self.clip, self.config, self.history, multi_label=self.multi_label
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["cbam3d"] = self.info()

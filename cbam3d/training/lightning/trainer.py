@@ -21,12 +21,13 @@ from cbam3d.inference.checkpoint import (
     ModelSpec,
     _torch_load,
     build_model,
+    is_multi_label,
     load_checkpoint,
     read_checkpoint_info,
 )
 from cbam3d.inference.datasets import checkpoint_eval_dataset, discover_split, eval_resize_for
 from cbam3d.inference.devices import inference_autocast_dtype
-from cbam3d.inference.scoring import classification_report, video_scores
+from cbam3d.inference.scoring import classification_report, multilabel_report, video_scores
 from cbam3d.models import count_parameters
 from cbam3d.models.complexity import measure
 from cbam3d.utils.atomic import atomic_write_json
@@ -114,6 +115,7 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
     devices, num_nodes = _world(config)
     distributed = devices * num_nodes > 1
     # every epoch: last.ckpt, overwritten (what --resume continues from); and the best by clip-level val top-1
+    # (multi-label: by clip-level val mAP)
     last = ModelCheckpoint(
         dirpath=output / CHECKPOINT_DIR,
         filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
@@ -122,11 +124,12 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
         every_n_epochs=1,
         enable_version_counter=False,
     )
+    monitored = "val_map" if config.multi_label else "val_top1"
     best = ModelCheckpoint(
         dirpath=output / CHECKPOINT_DIR,
-        filename="best-epoch{epoch:03d}-top1{val_top1:.4f}",
+        filename=f"best-epoch{{epoch:03d}}-{monitored.removeprefix('val_')}{{{monitored}:.4f}}",
         auto_insert_metric_name=False,
-        monitor="val_top1",
+        monitor=monitored,
         mode="max",
         save_top_k=1,
         every_n_epochs=1,
@@ -164,12 +167,18 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
 
 
 def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: str) -> dict[str, Any]:
-    """Video-level, multi-clip multi-crop top-1/top-5 of the ``best`` checkpoint on the validation split."""
+    """Video-level, multi-clip multi-crop top-1/top-5 (multi-label: mAP) of the ``best`` checkpoint on the
+    validation split."""
     device = torch.device("cuda" if accelerator == "cuda" else "cpu")
     model, info = load_checkpoint(best, map_location=device)
     split = discover_split(root, "val", fold=config.fold, annotations=config.annotations)
+    multi_label = is_multi_label(info)
     dataset = checkpoint_eval_dataset(
-        split.records, info["clip"], clips_per_video=config.eval_clips, crops_per_clip=config.eval_crops
+        split.records,
+        info["clip"],
+        clips_per_video=config.eval_clips,
+        crops_per_clip=config.eval_crops,
+        num_classes=len(info["class_names"]) if multi_label else None,
     )
     precision = _precision(config, accelerator)
     autocast = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
@@ -181,8 +190,12 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
         num_workers=config.num_workers,
         autocast_dtype=autocast,
         channels_last=device.type == "cuda",
+        multi_label=multi_label,
     )
-    report = classification_report(scores.probabilities, scores.labels, info["class_names"])
+    if multi_label:
+        report = multilabel_report(scores.probabilities, scores.targets, info["class_names"])
+    else:
+        report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report["skipped_clips"] = scores.skipped_clips
     scored = set(scores.video_indices.tolist())
     report["unreadable_videos"] = [str(r.path) for i, r in enumerate(split.records) if i not in scored]
@@ -190,7 +203,7 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
 
 
 # settings that shape the network's weights: a resumed run must keep them
-_NETWORK_SETTINGS = ("model", "attention", "attention_kwargs", "model_options")
+_NETWORK_SETTINGS = ("model", "attention", "attention_kwargs", "model_options", "multi_label")
 
 
 def check_resumable(config: TrainConfig, info: dict[str, Any], checkpoint: Path) -> None:
@@ -273,6 +286,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         horizontal_flip=config.horizontal_flip,
         train_scale=config.train_scale,
         seed=config.seed,
+        multi_label=config.multi_label,
     )
 
     if resumed_info is not None and data.class_names != list(resumed_info["class_names"]):
@@ -305,6 +319,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             warmup_epochs=config.warmup_epochs,
             label_smoothing=config.label_smoothing,
             config=config.to_dict(),
+            multi_label=config.multi_label,
         )
     except (TypeError, ValueError) as error:  # an option the network or its attention does not take
         raise UsageError(
@@ -313,7 +328,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ) from error
     if config.pretrained is not None and resume_from is None:
         try:
-            rank_zero_info(load_pretrained(module.model, config.pretrained).summary())
+            rank_zero_info(load_pretrained(module.model, config.pretrained, model_name=config.model).summary())
         except ValueError as error:
             raise UsageError(str(error)) from error
     if config.compile:
@@ -339,12 +354,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if module.history:
         plot_training_curves(module.history, output / "curves.png")
     skipped = module.skipped_clips + report["skipped_clips"]
+    if config.multi_label:
+        scores = {
+            "val_map": report["map"],
+            "val_top1": report["top1"],
+            "per_class_ap": report["per_class_ap"],
+            "classes_without_positives": report["classes_without_positives"],
+        }
+    else:
+        scores = {"val_top1": report["top1"], "val_top5": report["top5"], "per_class": report["per_class"]}
     metrics = {
-        "val_top1": report["top1"],
-        "val_top5": report["top5"],
+        **scores,
         "val_videos": report["videos"],
         "eval_views": {"clips": config.eval_clips, "crops": config.eval_crops},
-        "per_class": report["per_class"],
         "epochs": trainer.current_epoch,
         "seconds": time.perf_counter() - start,
         "output": str(output.resolve()),
@@ -365,9 +387,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "peak_memory_mb": throughput.peak_memory_mb(module.device),
     }
     atomic_write_json(metrics, output / "metrics.json")
+    headline = (
+        f"mAP {100 * metrics['val_map']:.1f}%, top-1 {100 * metrics['val_top1']:.1f}%"
+        if config.multi_label
+        else f"top-1 {100 * metrics['val_top1']:.1f}%, top-5 {100 * metrics['val_top5']:.1f}%"
+    )
     rank_zero_info(
-        f"video-level validation top-1 {100 * metrics['val_top1']:.1f}%, top-5 "
-        f"{100 * metrics['val_top5']:.1f}% ({report['videos']} videos, {config.eval_clips} clips x "
+        f"video-level validation {headline} ({report['videos']} videos, {config.eval_clips} clips x "
         f"{config.eval_crops} crops); metrics in {output / 'metrics.json'}"
     )
+    if config.multi_label and report["classes_without_positives"]:
+        rank_zero_info(
+            f"left out of the mAP (no validation video): {_first_names(report['classes_without_positives'])}"
+        )
     return metrics
