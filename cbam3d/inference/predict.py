@@ -21,7 +21,7 @@ from cbam3d.data import VideoDecodeError, VideoRecord
 
 from .checkpoint import is_multi_label, load_checkpoint
 from .datasets import checkpoint_eval_dataset
-from .devices import inference_autocast_dtype, inference_device
+from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .export import is_exported_model, load_exported
 from .plots import plot_timeline
 from .scoring import class_probabilities, format_predictions, predict_clip_scores
@@ -100,12 +100,14 @@ def load_scorer(
         return functools.partial(_exported_probabilities, exported, multi_label=multi_label), exported.info
     torch_device = inference_device(device)
     model, info = load_checkpoint(path, map_location=torch_device)
+    channels_last = prepare_for_clips(model, torch_device)
     if compile:
         model.compile()
     scorer = functools.partial(
         predict_clip_scores,
         model,
         autocast_dtype=inference_autocast_dtype(torch_device),
+        channels_last=channels_last,
         multi_label=is_multi_label(info),
     )
     return scorer, info

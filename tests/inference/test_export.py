@@ -121,3 +121,28 @@ def test_sliding_windows_on_the_export_match_the_checkpoint(exported, tiny_check
     for expected, got in zip(from_checkpoint.windows, from_export.windows):
         assert [name for name, _ in got.top] == [name for name, _ in expected.top]
         assert [p for _, p in got.top] == pytest.approx([p for _, p in expected.top], abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("format", ["onnx", "pt2"])
+def test_export_from_cuda_runs_and_matches_the_network(format, tiny_checkpoint, tmp_path, cuda_device):
+    """The network loaded on CUDA in channels_last_3d (as trained there) exports through the same writers; the ONNX
+    file on onnxruntime (CPU) and the .pt2 program on CUDA give the network's logits (float32, TF32 off)."""
+    model, _ = load_checkpoint(tiny_checkpoint, map_location=cuda_device)
+    model.to(memory_format=torch.channels_last_3d)
+    example = torch.randn(2, 3, 4, 32, 32, device=cuda_device)
+    path = tmp_path / f"model.{format}"
+    clips = torch.randn(3, 3, 4, 32, 32, device=cuda_device)
+    with torch.inference_mode():
+        expected = model(clips)
+    if format == "onnx":
+        export_module._write_onnx(model, example, path)
+        session = pytest.importorskip("onnxruntime").InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (logits,) = session.run(None, {export_module.INPUT_NAME: clips.cpu().numpy()})
+        logits = torch.from_numpy(logits)
+    else:
+        export_module._write_pt2(model, example, path)
+        with torch.inference_mode():
+            logits = torch.export.load(path).module()(clips)
+        assert logits.device.type == "cuda"
+    torch.testing.assert_close(logits.cpu(), expected.cpu(), atol=1e-4, rtol=1e-4)
