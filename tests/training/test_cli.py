@@ -303,3 +303,20 @@ def test_a_class_with_no_training_video_in_the_split_lists_is_refused_by_name(
     (root / "classInd.txt").write_text("1 a\n2 b\n")
     line = usage_error(train_main, [*tiny_run, "--data", str(root), "--output", str(tmp_path / "run")])
     assert "class(es) b have no training videos" in line
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("n_input_channels=1", "expects 1 input channels"),
+        ("widen_factor=1e12", "cannot build resnet3d-10"),
+        ("conv1_t_stride=0", "conv1_t_stride must be a positive integer"),
+    ],
+)
+def test_network_options_the_network_cannot_run_with_are_one_line_before_training(
+    tiny_trained_run, tmp_path, tiny_run, usage_error, option, message
+):
+    output = tmp_path / "run"
+    argv = [*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output), "--model-option", option]
+    assert message in usage_error(train_main, argv)
+    assert not (output / "checkpoints").exists()
