@@ -22,6 +22,7 @@ from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
 from .encoding import write_video
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
+from .splitting import videos_in
 from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_transform
 
 __all__ = [
@@ -50,5 +51,6 @@ __all__ = [
     "read_clip",
     "train_clip_indices",
     "train_transform",
+    "videos_in",
     "write_video",
 ]

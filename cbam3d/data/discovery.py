@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .annotations import find_csv_annotations, records_from_csv
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
-from .splitting import SPLITS, is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
+from .splitting import SPLITS, is_video, natural_sorted, read_list_file, stratified_holdout, videos_in, warn_missing
 
 __all__ = ["DATASET_INFO_FILE", "SPLITS", "discover_videos"]
 
@@ -158,7 +158,7 @@ def _class_folders(root: Path, split: str, val_fraction: float, seed: int) -> Vi
     empty: list[str] = []
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
-            videos = sorted((p for p in folder.rglob("*") if is_video(p) and p.is_file()), key=lambda p: p.as_posix())
+            videos = videos_in(folder)
             if videos:
                 videos_by_class[folder.name] = videos
             else:

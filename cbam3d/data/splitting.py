@@ -11,13 +11,27 @@ import numpy as np
 
 from .records import VIDEO_EXTENSIONS
 
-__all__ = ["SPLITS", "is_video", "natural_sorted", "read_list_file", "stratified_holdout", "warn_missing"]
+__all__ = [
+    "SPLITS",
+    "is_video",
+    "natural_sorted",
+    "read_list_file",
+    "stratified_holdout",
+    "videos_in",
+    "warn_missing",
+]
 
 SPLITS = ("train", "val", "test")
 
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def videos_in(folder: Path) -> list[Path]:
+    """The video files under ``folder`` and its sub-folders (by :data:`VIDEO_EXTENSIONS`, hidden files left
+    out), in path order: what a class folder of ``--data`` holds."""
+    return sorted((p for p in folder.rglob("*") if is_video(p) and p.is_file()), key=lambda p: p.as_posix())
 
 
 def read_list_file(path: Path) -> str:

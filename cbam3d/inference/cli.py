@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cbam3d.utils.atomic import check_output_folder
 from cbam3d.utils.errors import UsageError
 
 from .evaluate import evaluate_checkpoint, format_report
@@ -102,7 +103,13 @@ def predict_parser() -> argparse.ArgumentParser:
         "their probabilities for each file (a few centre-cropped clips per file, averaged); with --window, "
         "for each window over the whole video too.",
     )
-    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to classify")
+    parser.add_argument(
+        "videos",
+        nargs="+",
+        type=Path,
+        metavar="VIDEO",
+        help="video files to classify, or folders of videos (searched recursively)",
+    )
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -162,6 +169,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     if args.window is None and (args.stride is not None or args.output is not None):
         parser.error("--stride and --output need --window SECONDS (sliding-window prediction)")
     try:
+        if args.output is not None:
+            check_output_folder(args.output)
         predictions = predict_files(
             args.videos,
             args.checkpoint,

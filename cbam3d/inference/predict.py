@@ -7,6 +7,7 @@ Plain PyTorch, no Lightning Trainer: a few evenly spaced centre-cropped clips pe
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from cbam3d.data import VideoDecodeError, VideoRecord
+from cbam3d.data import VIDEO_EXTENSIONS, VideoDecodeError, VideoRecord, videos_in
 
 from .checkpoint import load_checkpoint
 from .datasets import checkpoint_eval_dataset
@@ -134,6 +135,27 @@ def _predict_one(score: ClipScorer, info: dict[str, Any], path: Path, *, topk: i
     return Prediction(path, _top(score(video).mean(dim=0), info["class_names"], topk))
 
 
+def _video_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """``paths`` with each folder replaced by the videos in it and its sub-folders (as a class folder of
+    ``--data`` is read); files stay as given, also those that do not exist (they get their error).
+
+    Raises:
+        ValueError: a folder that holds no video file.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        videos = videos_in(path)
+        if not videos:
+            raise ValueError(
+                f"{path} is a folder without video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
+            )
+        files.extend(videos)
+    return files
+
+
 def predict_files(
     paths: Sequence[str | os.PathLike],
     checkpoint: str | os.PathLike,
@@ -149,7 +171,8 @@ def predict_files(
 
     Each file gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
     scores are averaged. A file that cannot be read gets a :class:`Prediction` with ``error`` set, and the
-    others are still classified. ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
+    others are still classified. A folder in ``paths`` stands for every video in it and its sub-folders.
+    ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     With ``window`` (seconds), each file is scored in windows of that length every ``stride`` seconds
     (default: ``window``) in one streaming pass (memory does not grow with the file's length; a progress bar
@@ -158,7 +181,7 @@ def predict_files(
 
     Raises:
         FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk or clips < 1,
-            window or stride not positive, or stride without window.
+            window or stride not a positive finite number, stride without window, or a folder without videos.
     """
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
@@ -166,8 +189,10 @@ def predict_files(
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
     if window is None and stride is not None:
         raise ValueError("stride needs window: the step between windows of the sliding-window prediction")
-    if window is not None and not (window > 0 and (stride is None or stride > 0)):
-        raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+    for name, seconds in (("window", window), ("stride", stride)):
+        if seconds is not None and not 0 < seconds < math.inf:
+            raise ValueError(f"{name} must be a positive finite number of seconds, got {seconds}")
+    paths = _video_files(paths)
     score, info = load_scorer(checkpoint, device=device, compile=compile)
     if window is None:
         return [_predict_one(score, info, Path(p), topk=topk, clips=clips) for p in paths]

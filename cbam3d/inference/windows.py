@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -52,8 +53,9 @@ def window_frame_ranges(num_frames: int, fps: float, *, window: float, stride: f
     """
     if num_frames < 1 or fps <= 0:
         raise ValueError(f"a video needs frames and a frame rate, got {num_frames} frames at {fps} fps")
-    length = max(1, round(window * fps))
-    step = max(1, round(stride * fps))
+    # in float first: a window of 1e308 s is longer than every video, not an integer overflow
+    length = num_frames if window * fps >= num_frames else max(1, round(window * fps))
+    step = num_frames if stride * fps >= num_frames else max(1, round(stride * fps))
     if length >= num_frames:
         return [(0, num_frames)]
     ranges = [(start, start + length) for start in range(0, num_frames - length, step)]
@@ -91,8 +93,8 @@ def score_windows(
         ValueError: window, stride or clips not positive.
         VideoDecodeError: the file cannot be opened or decoded.
     """
-    if not window > 0 or not stride > 0:
-        raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+    if not 0 < window < math.inf or not 0 < stride < math.inf:
+        raise ValueError(f"window and stride must be positive finite seconds, got window={window}, stride={stride}")
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
     transform = eval_transform(clip["size"], resize=clip["eval_resize"], mean=clip["mean"], std=clip["std"])
