@@ -320,3 +320,21 @@ def test_network_options_the_network_cannot_run_with_are_one_line_before_trainin
     argv = [*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output), "--model-option", option]
     assert message in usage_error(train_main, argv)
     assert not (output / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("where", ["a_file", "below_a_file"])
+def test_a_demo_cache_that_cannot_hold_the_demo_set_is_one_line_naming_cbam3d_cache(
+    tmp_path, usage_error, monkeypatch, where
+):
+    (tmp_path / "cache").write_text("x")
+    monkeypatch.setenv("CBAM3D_CACHE", str(tmp_path / ("cache" if where == "a_file" else "cache/sub")))
+    line = usage_error(train_main, ["--output", str(tmp_path / "run"), "--epochs", "1"])
+    assert "the demo set's cache folder cannot hold it" in line and "set CBAM3D_CACHE to a writable folder" in line
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_demo_cache_is_one_line_naming_cbam3d_cache(tmp_path, usage_error, monkeypatch):
+    (tmp_path / "cache").mkdir(mode=0o500)
+    monkeypatch.setenv("CBAM3D_CACHE", str(tmp_path / "cache"))
+    line = usage_error(train_main, ["--output", str(tmp_path / "run"), "--epochs", "1"])
+    assert "is not writable" in line and "CBAM3D_CACHE" in line
