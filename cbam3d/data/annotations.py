@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .records import VideoRecord, VideoSplit
+from .records import VideoRecord, VideoSplit, class_name_problem
 from .splitting import is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
 
 __all__ = ["KNOWN_COLUMNS", "CsvAnnotations", "find_csv_annotations", "records_from_csv"]
@@ -112,8 +112,9 @@ def _read_rows(csv_file: Path) -> list[_Row]:
         rows = []
         for line_number, raw in enumerate(reader, start=2):
             fields = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-            if not fields.get("label"):
-                raise ValueError(f"{csv_file}, line {line_number}: empty label")
+            problem = class_name_problem(fields.get("label", ""))
+            if problem is not None:
+                raise ValueError(f"{csv_file}, line {line_number}: the label {fields.get('label', '')!r} {problem}")
             split = fields.get("split") or None
             if split is not None:
                 if split.lower() not in _SPLIT_VALUES:

@@ -14,8 +14,6 @@ whatever the file's length.
 from __future__ import annotations
 
 import bisect
-import csv
-import io
 import math
 import os
 import sys
@@ -29,6 +27,7 @@ from tqdm import tqdm
 
 from cbam3d.data import VideoDecodeError, VideoReader, eval_clip_indices, eval_transform
 from cbam3d.utils.atomic import atomic_write
+from cbam3d.utils.tables import csv_text
 
 __all__ = ["LONG_VIDEO_SECONDS", "WindowScore", "score_windows", "window_frame_ranges", "write_windows_csv"]
 
@@ -147,17 +146,17 @@ def write_windows_csv(
     windows: Sequence[tuple[float, float, Sequence[tuple[str, float]]]], path: str | os.PathLike
 ) -> Path:
     """One row per window: ``start_seconds, end_seconds, label_1, probability_1, ... label_k, probability_k``,
-    written atomically. ``windows``: ``(start, end, top-k (name, probability) pairs)``."""
+    written atomically, spreadsheet-safe (:func:`~cbam3d.utils.tables.csv_text`). ``windows``: ``(start, end,
+    top-k (name, probability) pairs)``."""
     k = max((len(top) for _, _, top in windows), default=0)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(
-        [
-            "start_seconds",
-            "end_seconds",
-            *[f"{field}_{i}" for i in range(1, k + 1) for field in ("label", "probability")],
-        ]
-    )
-    for start, end, top in windows:
-        writer.writerow([f"{start:.3f}", f"{end:.3f}", *[value for name, p in top for value in (name, f"{p:.6f}")]])
-    return atomic_write(path, lambda file: file.write(text.getvalue().encode("utf-8")))
+    header = [
+        "start_seconds",
+        "end_seconds",
+        *[f"{field}_{i}" for i in range(1, k + 1) for field in ("label", "probability")],
+    ]
+    rows = [
+        [f"{start:.3f}", f"{end:.3f}", *[value for name, p in top for value in (name, f"{p:.6f}")]]
+        for start, end, top in windows
+    ]
+    text = csv_text(header, rows)
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))

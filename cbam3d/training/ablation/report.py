@@ -4,8 +4,6 @@ interval, and the costs) and ``results.png``."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from collections.abc import Sequence
@@ -16,6 +14,7 @@ from scipy import stats
 
 from cbam3d.inference.plots import pyplot, save_png
 from cbam3d.utils.atomic import atomic_write
+from cbam3d.utils.tables import csv_text
 
 from .runner import METRICS_FILE, RUN_FILE, read_json
 
@@ -162,12 +161,8 @@ def markdown_report(summary: list[dict[str, Any]], *, runs_total: int) -> str:
 
 
 def csv_report(rows: list[dict[str, Any]]) -> str:
-    """``results.csv``: one row per finished run."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    """``results.csv``: one row per finished run, spreadsheet-safe (:func:`~cbam3d.utils.tables.csv_text`)."""
+    return csv_text(_CSV_COLUMNS, ([row.get(column) for column in _CSV_COLUMNS] for row in rows))
 
 
 def plot_results(summary: list[dict[str, Any]], path: Path) -> Path:
