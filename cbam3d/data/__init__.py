@@ -20,6 +20,7 @@ from .decoding import VideoDecodeError, VideoInfo, VideoReader, decode_error, re
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_dataset
 from .discovery import DATASET_INFO_FILE, SPLITS, discover_videos
 from .encoding import write_video
+from .probing import unopenable_videos
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
 from .splitting import videos_in
@@ -51,6 +52,7 @@ __all__ = [
     "read_clip",
     "train_clip_indices",
     "train_transform",
+    "unopenable_videos",
     "videos_in",
     "write_video",
 ]

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cbam3d.data import collate_clips, decode_error
+from cbam3d.data import VideoSplit, collate_clips, decode_error, unopenable_videos
 from cbam3d.inference.datasets import discover_split, eval_resize_for, make_clip_dataset
 from cbam3d.utils.errors import UsageError
 
 from ..seeding import EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]
+
+
+UNREADABLE_SHARE_LIMIT = 0.10
+"""Above this share of a split's videos unopenable, training stops before it starts. A few broken files are
+usual in a large data set (interrupted downloads: Kinetics copies miss a few percent); more than one in ten
+points to a systematic fault (a wrong folder, a failed copy, a codec FFmpeg lacks), and a run on the rest would
+be another experiment than the one asked for."""
 
 
 def _check_decodable(records: list, split: str) -> None:
@@ -26,6 +35,31 @@ def _check_decodable(records: list, split: str) -> None:
             return
         first_error = first_error or error
     raise UsageError(f"none of the {len(records)} videos of the {split} split can be decoded (first: {first_error})")
+
+
+def _openable_split(split: VideoSplit, name: str) -> VideoSplit:
+    """``split`` without the videos that cannot be opened, said in one line; refused above
+    :data:`UNREADABLE_SHARE_LIMIT` (or when none is left), naming how many and a few.
+
+    Raises:
+        UsageError: too many of the split's videos cannot be opened, or none decodes.
+    """
+    unopenable = unopenable_videos([record.path for record in split.records])
+    if len(unopenable) == len(split.records):
+        first = next(iter(unopenable.values()), None)
+        raise UsageError(f"none of the {len(split.records)} videos of the {name} split can be decoded (first: {first})")
+    if unopenable:
+        examples = ", ".join(str(path) for path in list(unopenable)[:3])
+        summary = f"{len(unopenable)} of the {len(split.records)} videos of the {name} split cannot be opened"
+        if len(unopenable) > UNREADABLE_SHARE_LIMIT * len(split.records):
+            raise UsageError(
+                f"{summary} (more than {UNREADABLE_SHARE_LIMIT:.0%}), e.g. {examples}; repair or remove them "
+                f"(first error: {next(iter(unopenable.values()))})"
+            )
+        warnings.warn(f"{summary} and are left out, e.g. {examples}", RuntimeWarning, stacklevel=3)
+        split = dataclasses.replace(split, records=[r for r in split.records if r.path not in unopenable])
+    _check_decodable(split.records, name)
+    return split
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -70,8 +104,10 @@ class VideoDataModule(L.LightningDataModule):
         self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
         self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
         self.train_scale = tuple(train_scale)
-        self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
-        self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
+        self.train_split = _openable_split(
+            discover_split(self.root, "train", fold=fold, annotations=annotations), "train"
+        )
+        self.val_split = _openable_split(discover_split(self.root, "val", fold=fold, annotations=annotations), "val")
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
@@ -82,8 +118,6 @@ class VideoDataModule(L.LightningDataModule):
                 f"data set {self.root}: class(es) {', '.join(untrained[:5])} have no training videos; every class "
                 "needs some"
             )
-        for name, split in (("train", self.train_split), ("val", self.val_split)):
-            _check_decodable(split.records, name)
         if horizontal_flip is None:
             self.horizontal_flip = self.train_split.flip_safe
         self.train_set: Dataset | None = None
