@@ -1,22 +1,20 @@
 """Which videos of a data set cannot be opened, found before training by reading their headers only.
 
-Opening a file reads its container header and stream parameters, no frame: about a millisecond for a real
-video, less for an empty or truncated one, so checking every file of a split up front is cheap; the files are
-opened by a few threads at once (FFmpeg releases the GIL while it reads).
+Opening a file reads its container header and stream parameters: about 4 ms for a small H.264 mp4 and 0.15 ms
+for an empty file on the shared 2-core test machine, so 10,000 empty files take about 1.5 s. The files are
+opened one after the other: with threads it was several times slower there (PyAV holds the GIL while it
+opens a file).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .decoding import VideoDecodeError, VideoReader
 
 __all__ = ["unopenable_videos"]
-
-_MAX_THREADS = 8
 
 
 def _open_error(path: Path) -> str | None:
@@ -27,15 +25,8 @@ def _open_error(path: Path) -> str | None:
         return str(error)
 
 
-def unopenable_videos(paths: Sequence[str | os.PathLike], *, threads: int | None = None) -> dict[Path, str]:
-    """The files among ``paths`` that cannot be opened as a video, with why, in the order given.
-
-    Args:
-        paths: video files.
-        threads: files opened at once; None for the CPU count, at most 8.
-    """
-    paths = [Path(p) for p in paths]
-    threads = threads or min(_MAX_THREADS, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        errors = list(pool.map(_open_error, paths))
-    return {path: error for path, error in zip(paths, errors) if error is not None}
+def unopenable_videos(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
+    """The files among ``paths`` that cannot be opened as a video (missing, empty, truncated before the first
+    frame's data, not a video), each with why, in the order given."""
+    errors = {Path(path): _open_error(Path(path)) for path in paths}
+    return {path: error for path, error in errors.items() if error is not None}
