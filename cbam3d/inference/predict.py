@@ -29,6 +29,10 @@ from .windows import score_windows, write_windows_csv
 
 __all__ = ["ClipScorer", "Prediction", "WindowPrediction", "load_scorer", "predict_files", "write_window_files"]
 
+#: The most clips per file (per window): far denser than any use needs, and every clip is decoded and held
+#: until the file's are averaged, so ``--clips 100000000000`` would exhaust memory rather than finish.
+MAX_CLIPS = 1000
+
 #: (N, C, T, H, W) prepared clips -> (N, K) float32 class probabilities.
 ClipScorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -180,13 +184,14 @@ def predict_files(
     ``Prediction.top`` their mean.
 
     Raises:
-        FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk or clips < 1,
+        FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk < 1, clips not
+            in 1..MAX_CLIPS,
             window or stride not a positive finite number, stride without window, or a folder without videos.
     """
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
-    if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
-        raise ValueError(f"clips must be a positive integer, got {clips!r}")
+    if isinstance(clips, bool) or not isinstance(clips, int) or not 1 <= clips <= MAX_CLIPS:
+        raise ValueError(f"clips must be an integer from 1 to {MAX_CLIPS}, got {clips!r}")
     if window is None and stride is not None:
         raise ValueError("stride needs window: the step between windows of the sliding-window prediction")
     for name, seconds in (("window", window), ("stride", stride)):

@@ -104,3 +104,9 @@ def test_predict_on_a_folder_without_videos_is_refused_in_one_line(tiny_checkpoi
 def test_a_predict_that_predicts_nothing_exits_non_zero(tiny_checkpoint, tmp_path, capsys):
     assert predict_main([str(tmp_path / "missing.mp4"), "--checkpoint", str(tiny_checkpoint)]) == 1
     assert "1 of 1 files could not be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("clips", ["0", "1001", "100000000000"])
+def test_a_clip_count_out_of_range_is_refused_in_one_line_not_run_out_of_memory(tiny_checkpoint, usage_error, clips):
+    line = usage_error(predict_main, ["clip.mp4", "--checkpoint", str(tiny_checkpoint), "--clips", clips])
+    assert f"clips must be an integer from 1 to 1000, got {clips}" in line
