@@ -82,6 +82,10 @@ class VideoDataModule(L.LightningDataModule):
         horizontal_flip: flip training clips at random; None: unless the data set is marked as not flip-safe
             (``VideoSplit.flip_safe``, False for the demo set, whose classes include left and right motion).
         seed: seed of the training order and augmentations.
+
+    Attributes:
+        left_out: the videos of either split that could not be opened and were left out (see
+            :data:`UNREADABLE_SHARE_LIMIT`).
     """
 
     def __init__(
@@ -104,10 +108,11 @@ class VideoDataModule(L.LightningDataModule):
         self.frames, self.sampling_rate, self.size = frames, sampling_rate, size
         self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
         self.train_scale = tuple(train_scale)
-        self.train_split = _openable_split(
-            discover_split(self.root, "train", fold=fold, annotations=annotations), "train"
-        )
-        self.val_split = _openable_split(discover_split(self.root, "val", fold=fold, annotations=annotations), "val")
+        found = {name: discover_split(self.root, name, fold=fold, annotations=annotations) for name in ("train", "val")}
+        self.train_split = _openable_split(found["train"], "train")
+        self.val_split = _openable_split(found["val"], "val")
+        kept = {record.path for split in (self.train_split, self.val_split) for record in split.records}
+        self.left_out = sorted({str(r.path) for split in found.values() for r in split.records if r.path not in kept})
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)

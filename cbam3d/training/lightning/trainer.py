@@ -372,7 +372,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "model": config.model,
         "attention": config.attention,
         "skipped_clips": skipped,
-        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"])),
+        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"], data.left_out)),
         "history": module.history,
         # cost: parameters, GMACs of one clip (see cbam3d.models.complexity), and of this call's training epochs
         "parameters": count_parameters(module.model),
