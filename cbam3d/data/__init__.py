@@ -24,8 +24,10 @@ from .discovery import SPLITS, discover_videos
 from .encoding import write_video
 from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, FrameFolderReader
 from .prepare import EncodeSettings, PrepareReport, prepare_dataset
+from .probing import unopenable_videos
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
+from .splitting import videos_in
 from .transforms import KINETICS_MEAN, KINETICS_STD, eval_transform, train_transform
 
 __all__ = [
@@ -62,5 +64,7 @@ __all__ = [
     "read_clip",
     "train_clip_indices",
     "train_transform",
+    "unopenable_videos",
+    "videos_in",
     "write_video",
 ]

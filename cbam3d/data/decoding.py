@@ -72,6 +72,9 @@ class VideoReader:
             if not self._container.streams.video:
                 raise VideoDecodeError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            # AVI stores no presentation timestamps: FFmpeg guesses them from the decode order, which is not the
+            # display order once B-frames reorder the stream. There the display order itself is the timeline.
+            self._display_order = self._container.format.name == "avi" and bool(self._stream.codec_context.has_b_frames)
             self._stream.thread_count = threads
             if threads != 1:
                 self._stream.thread_type = "AUTO"
@@ -126,6 +129,19 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: a decoded frame has no timestamp")
         return float((frame.pts - start_pts) * time_base)
 
+    def _shown(self, frames: Iterator[av.VideoFrame], size: tuple[int, int] | None) -> Iterator[_ShownFrame]:
+        """Each decoded frame with when it is shown: by its timestamp, or by its place in display order (counted
+        from the stream's first frame, so the caller decodes from the start) where timestamps are those of the
+        decode order. ``size``: the (H, W) of its RGB array; None: the file's."""
+        if self._display_order:
+            fps = self.info.fps
+            for ordinal, frame in enumerate(frames):
+                yield _ShownFrame(frame, ordinal / fps, size)
+            return
+        time_base, start_pts = self._stream.time_base, self._stream.start_time or 0
+        for frame in frames:
+            yield _ShownFrame(frame, self._seconds(frame, start_pts, time_base), size)
+
     def _decode(
         self, wanted: list[int], *, seek: bool, size: tuple[int, int] | None, skip: bool
     ) -> dict[int, np.ndarray]:
@@ -134,8 +150,8 @@ class VideoReader:
 
         Index ``i`` stands for the time ``i / fps`` after the stream's start and gets the frame whose timestamp
         is nearest to it, so variable-frame-rate files (phones write them) decode as well as constant-rate
-        ones, whose frame ``i`` is shown at exactly that time. Empty when seeking landed more than half a frame
-        after the first wanted time.
+        ones, whose frame ``i`` is shown at exactly that time (an AVI with B-frames: frame ``i`` in display order,
+        decoded from the start). Empty when seeking landed more than half a frame after the first wanted time.
 
         With ``skip``, packets shown more than two frames before the first wanted time are decoded with
         ``skip_frame="NONREF"``: a frame no other frame refers to cannot be part of the clip or shape a frame
@@ -143,32 +159,37 @@ class VideoReader:
         """
         stream = self._stream
         context = stream.codec_context
-        time_base = stream.time_base
-        start_pts = stream.start_time or 0
         fps = self.info.fps
+        # In display order every frame from the start is counted, so none may be skipped or sought past.
+        seek = seek and not self._display_order
+        skip = skip and not self._display_order
+        start_pts = stream.start_time or 0
         if seek:
-            target = start_pts + int(math.floor(wanted[0] / fps / time_base))
+            target = start_pts + int(math.floor(wanted[0] / fps / stream.time_base))
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         else:
             self._container.seek(0)
-        preroll_end = start_pts + (wanted[0] - 2) / fps / time_base if skip else -math.inf
+        preroll_end = start_pts + (wanted[0] - 2) / fps / stream.time_base if skip else -math.inf
+
+        def decoded() -> Iterator[av.VideoFrame]:
+            for packet in self._container.demux(stream):
+                before_clip = packet.pts is not None and packet.pts < preroll_end
+                context.skip_frame = "NONREF" if before_clip else "DEFAULT"
+                yield from context.decode(packet)
+
         pending = deque(wanted)
         arrays: dict[int, np.ndarray] = {}
         previous: _ShownFrame | None = None
         try:
-            for packet in self._container.demux(stream):
-                before_clip = packet.pts is not None and packet.pts < preroll_end
-                context.skip_frame = "NONREF" if before_clip else "DEFAULT"
-                for frame in context.decode(packet):
-                    current = _ShownFrame(frame, self._seconds(frame, start_pts, time_base), size)
-                    if previous is None and seek and current.seconds > pending[0] / fps + 0.5 / fps:
-                        return {}
-                    while pending and current.seconds >= pending[0] / fps:
-                        target = pending.popleft()
-                        arrays[target] = current.nearer(previous, target / fps).rgb()
-                    if not pending:
-                        return arrays
-                    previous = current
+            for current in self._shown(decoded(), size):
+                if previous is None and seek and current.seconds > pending[0] / fps + 0.5 / fps:
+                    return {}
+                while pending and current.seconds >= pending[0] / fps:
+                    target = pending.popleft()
+                    arrays[target] = current.nearer(previous, target / fps).rgb()
+                if not pending:
+                    return arrays
+                previous = current
         finally:
             context.skip_frame = "DEFAULT"
         if previous is not None:  # indices past the last decodable frame get the last one
@@ -224,14 +245,12 @@ class VideoReader:
         Raises:
             VideoDecodeError: FFmpeg fails.
         """
-        stream = self._stream
-        time_base, start_pts = stream.time_base, stream.start_time or 0
         try:
             self._container.seek(0)
-            for frame in self._container.decode(stream):
-                index = int(round(self._seconds(frame, start_pts, time_base) * self.info.fps))
+            for shown in self._shown(self._container.decode(self._stream), None):
+                index = int(round(shown.seconds * self.info.fps))
                 if keep is None or keep(index):
-                    yield index, torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    yield index, torch.from_numpy(shown.rgb()).permute(2, 0, 1)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
 

@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbam3d.attention.registry import attention_names
+from cbam3d.attention.registry import attention_names, get_attention
 from cbam3d.data import DEMO_VARIANTS
 from cbam3d.data.decoders import available_decoders
-from cbam3d.models import MODEL_NAMES
+from cbam3d.models import MODEL_NAMES, model_builder
 from cbam3d.utils.atomic import check_output_folder
 from cbam3d.utils.errors import UsageError
+from cbam3d.utils.keywords import typed_keywords
 
 from .declaration import (
     DeclaredSetting,
@@ -473,7 +474,19 @@ def resolve_config(config: TrainConfig, resumed: dict[str, Any] | None = None) -
         )
     if resolved.data is not None and resolved.demo != "standard":
         raise UsageError(f"--demo {resolved.demo} chooses a generated demo set: leave out --data, or leave out --demo")
-    return resolved
+    return _typed_network_options(resolved)
+
+
+def _typed_network_options(config: TrainConfig) -> TrainConfig:
+    """``config`` with the boolean ``--model-option`` / ``--attention-option`` values (``false``, ``1``) as bools."""
+    model_options = typed_keywords(
+        model_builder(config.model), config.model_options, flag=TrainConfig.flag("model_options")
+    )
+    attention_kwargs = config.attention_kwargs
+    if config.attention != "none":
+        builder = get_attention(config.attention).builder
+        attention_kwargs = typed_keywords(builder, attention_kwargs, flag=TrainConfig.flag("attention_kwargs"))
+    return dataclasses.replace(config, model_options=model_options, attention_kwargs=attention_kwargs)
 
 
 def check_precision_fits(precision: str, accelerator: str) -> None:

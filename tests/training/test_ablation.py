@@ -3,6 +3,7 @@ finished runs, an interrupted run resumes or restarts, --report-only rebuilds th
 errors, grid files read like the command line; and the confidence interval's arithmetic."""
 
 import csv
+import io
 import json
 import math
 import subprocess
@@ -10,6 +11,7 @@ import subprocess
 import pytest
 
 from cbam3d.training.ablation import ablate_main, expand_grid, read_grid_file, welch_interval
+from cbam3d.training.ablation.report import csv_report
 
 # The grid's own flags are left out: --attention and --seed come from the grid.
 _GRID_OWNED_FLAGS = ("--attention", "--seed")
@@ -192,3 +194,9 @@ def test_welch_interval_of_a_worked_example_with_unequal_variances():
 def test_welch_interval_needs_two_seeds_of_each_and_is_a_point_without_variation():
     assert welch_interval([0.7], [0.60, 0.66, 0.63]) is None
     assert welch_interval([0.5, 0.5], [0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
+
+
+def test_results_csv_writes_a_configuration_name_a_spreadsheet_would_run_as_text():
+    text = csv_report([{"configuration": "=HYPERLINK(1)", "attention": "cbam", "seed": 0, "val_top1": -0.5}])
+    header, row = list(csv.reader(io.StringIO(text, newline="")))
+    assert row[header.index("configuration")] == "'=HYPERLINK(1)" and row[header.index("val_top1")] == "-0.5"

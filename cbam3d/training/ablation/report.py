@@ -8,8 +8,6 @@ same statistics and tables through :func:`write_tables`."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -21,6 +19,7 @@ from scipy import stats
 
 from cbam3d.inference.plots import pyplot, save_png
 from cbam3d.utils.atomic import atomic_write
+from cbam3d.utils.tables import csv_text
 
 from .runner import METRICS_FILE, RUN_FILE, read_json
 
@@ -247,12 +246,8 @@ def markdown_report(summary: list[dict[str, Any]], *, runs_total: int, layout: R
 
 
 def csv_report(rows: list[dict[str, Any]], columns: Sequence[str] = _CSV_COLUMNS) -> str:
-    """``results.csv``: one row per finished run."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    """``results.csv``: one row per finished run, spreadsheet-safe (:func:`~cbam3d.utils.tables.csv_text`)."""
+    return csv_text(columns, ([row.get(column) for column in columns] for row in rows))
 
 
 def plot_results(summary: list[dict[str, Any]], path: Path, layout: ReportLayout = ABLATION_LAYOUT) -> Path:

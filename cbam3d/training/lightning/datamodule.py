@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cbam3d.data import collate_clips, decode_error
+from cbam3d.data import VideoSplit, collate_clips, decode_error, unopenable_videos
 from cbam3d.inference.datasets import discover_split, eval_resize_for, make_clip_dataset
 from cbam3d.utils.errors import UsageError
 
 from ..seeding import EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]
+
+
+UNREADABLE_SHARE_LIMIT = 0.10
+"""Above this share of a split's videos unopenable, training stops before it starts. A few broken files are
+usual in a large data set (interrupted downloads: Kinetics copies miss a few percent); more than one in ten
+points to a systematic fault (a wrong folder, a failed copy, a codec FFmpeg lacks), and a run on the rest would
+be another experiment than the one asked for."""
 
 
 def _check_decodable(records: list, split: str) -> None:
@@ -26,6 +35,31 @@ def _check_decodable(records: list, split: str) -> None:
             return
         first_error = first_error or error
     raise UsageError(f"none of the {len(records)} videos of the {split} split can be decoded (first: {first_error})")
+
+
+def _openable_split(split: VideoSplit, name: str) -> VideoSplit:
+    """``split`` without the videos that cannot be opened, said in one line; refused above
+    :data:`UNREADABLE_SHARE_LIMIT` (or when none is left), naming how many and a few.
+
+    Raises:
+        UsageError: too many of the split's videos cannot be opened, or none decodes.
+    """
+    unopenable = unopenable_videos([record.path for record in split.records])
+    if len(unopenable) == len(split.records):
+        first = next(iter(unopenable.values()), None)
+        raise UsageError(f"none of the {len(split.records)} videos of the {name} split can be decoded (first: {first})")
+    if unopenable:
+        examples = ", ".join(str(path) for path in list(unopenable)[:3])
+        summary = f"{len(unopenable)} of the {len(split.records)} videos of the {name} split cannot be opened"
+        if len(unopenable) > UNREADABLE_SHARE_LIMIT * len(split.records):
+            raise UsageError(
+                f"{summary} (more than {UNREADABLE_SHARE_LIMIT:.0%}), e.g. {examples}; repair or remove them "
+                f"(first error: {next(iter(unopenable.values()))})"
+            )
+        warnings.warn(f"{summary} and are left out, e.g. {examples}", RuntimeWarning, stacklevel=3)
+        split = dataclasses.replace(split, records=[r for r in split.records if r.path not in unopenable])
+    _check_decodable(split.records, name)
+    return split
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -53,6 +87,10 @@ class VideoDataModule(L.LightningDataModule):
         clips_per_decode: training clips from one decode of a video (``VideoClipDataset``'s); a training batch
             holds ``batch_size // clips_per_decode`` videos.
         decoder: the video decoder (see ``cbam3d.data.decoders``).
+
+    Attributes:
+        left_out: the videos of either split that could not be opened and were left out (see
+            :data:`UNREADABLE_SHARE_LIMIT`).
     """
 
     def __init__(
@@ -81,8 +119,11 @@ class VideoDataModule(L.LightningDataModule):
         if batch_size % clips_per_decode:
             raise UsageError(f"batch_size {batch_size} must be a multiple of clips_per_decode {clips_per_decode}")
         self.clips_per_decode, self.decoder = clips_per_decode, decoder
-        self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
-        self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
+        found = {name: discover_split(self.root, name, fold=fold, annotations=annotations) for name in ("train", "val")}
+        self.train_split = _openable_split(found["train"], "train")
+        self.val_split = _openable_split(found["val"], "val")
+        kept = {record.path for split in (self.train_split, self.val_split) for record in split.records}
+        self.left_out = sorted({str(r.path) for split in found.values() for r in split.records if r.path not in kept})
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
@@ -100,8 +141,6 @@ class VideoDataModule(L.LightningDataModule):
                 f"data set {self.root}: class(es) {', '.join(untrained[:5])} have no training videos; every class "
                 "needs some"
             )
-        for name, split in (("train", self.train_split), ("val", self.val_split)):
-            _check_decodable(split.records, name)
         if horizontal_flip is None:
             self.horizontal_flip = self.train_split.flip_safe
         self.train_set: Dataset | None = None

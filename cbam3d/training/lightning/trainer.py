@@ -110,6 +110,25 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _check_network_runs(model_spec: ModelSpec, config: TrainConfig, *, num_classes: int) -> None:
+    """Build the network on the meta device and run one clip through it: option values the network does not
+    check itself (``n_input_channels=1``, a width too large to allocate) fail here, in one line, not mid-epoch.
+
+    Raises:
+        UsageError: the network cannot be built with these options or does not take the clips.
+    """
+    try:
+        with torch.device("meta"), torch.no_grad():
+            network = build_model(model_spec, num_classes).eval()
+            network(torch.empty(1, 3, config.frames, config.size, config.size))
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
+        raise UsageError(
+            f"cannot build {config.model} with attention {config.attention}, options "
+            f"{config.model_options} and attention options {config.attention_kwargs} for "
+            f"{config.frames}x{config.size}x{config.size} clips: {error}"
+        ) from error
+
+
 def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_per_epoch: int) -> L.Trainer:
     """The Lightning Trainer of a run: devices, DDP, precision, checkpoints every epoch (atomic), loggers."""
     devices, num_nodes = _world(config)
@@ -303,6 +322,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         dict(config.attention_kwargs),
         dict(config.model_options),
     )
+    _check_network_runs(model_spec, config, num_classes=len(data.class_names))
     try:
         module = VideoClassifier(
             model_spec,
@@ -378,7 +398,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "model": config.model,
         "attention": config.attention,
         "skipped_clips": skipped,
-        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"])),
+        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"], data.left_out)),
         "history": module.history,
         # cost: parameters, GMACs of one clip (see cbam3d.models.complexity), and of this call's training epochs
         "parameters": count_parameters(module.model),
