@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
@@ -34,17 +34,16 @@ from cbam3d.utils.errors import UsageError
 
 from ..curves import plot_training_curves
 from ..pretrained import load_pretrained
+from ..run_folder import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, claim_run_folder
 from ..settings import TrainConfig, check_precision_fits, resolve_config
 from .checkpoint_io import AtomicCheckpointIO
+from .checkpoints import BestCheckpoint, LastCheckpoint
 from .datamodule import VideoDataModule
 from .module import VideoClassifier
 from .summary import ComplexitySummary
 from .throughput import TrainingThroughput
 
-__all__ = ["build_trainer", "check_resumable", "resolve_resume_checkpoint", "train"]
-
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
+__all__ = ["build_trainer", "check_classes", "check_resumable", "resolve_resume_checkpoint", "train"]
 
 
 def _output_dir(config: TrainConfig) -> Path:
@@ -113,16 +112,9 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
     """The Lightning Trainer of a run: devices, DDP, precision, checkpoints every epoch (atomic), loggers."""
     devices, num_nodes = _world(config)
     distributed = devices * num_nodes > 1
-    # every epoch: last.ckpt, overwritten (what --resume continues from); and the best by clip-level val top-1
-    last = ModelCheckpoint(
-        dirpath=output / CHECKPOINT_DIR,
-        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=1,
-        enable_version_counter=False,
-    )
-    best = ModelCheckpoint(
+    # every epoch: the best by clip-level val top-1, then last.ckpt, overwritten (what --resume continues from),
+    # which names the best (see .checkpoints for why the order matters)
+    best = BestCheckpoint(
         dirpath=output / CHECKPOINT_DIR,
         filename="best-epoch{epoch:03d}-top1{val_top1:.4f}",
         auto_insert_metric_name=False,
@@ -130,6 +122,15 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
         mode="max",
         save_top_k=1,
         every_n_epochs=1,
+    )
+    last = LastCheckpoint(
+        best=best,
+        dirpath=output / CHECKPOINT_DIR,
+        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
     )
     options: dict[str, Any] = dict(
         accelerator="gpu" if accelerator == "cuda" else "cpu",
@@ -207,6 +208,19 @@ def _first_names(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
+def check_classes(class_names: list[str], root: Path) -> None:
+    """Raise :class:`UsageError` unless the data set has the two classes or more that a single-label classifier
+    tells apart (a softmax over one class is always certain, and its accuracy always 100%)."""
+    if len(class_names) < 2:
+        found = f"only one, {class_names[0]!r}" if class_names else "none"
+        raise UsageError(f"--data {root}: a classifier needs at least two classes, found {found}")
+
+
+def _epochs_done(checkpoint: dict[str, Any]) -> int:
+    """The epochs a checkpoint saved at the end of an epoch has completed (Lightning stores the 0-based epoch)."""
+    return int(checkpoint.get("epoch", -1)) + 1
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train a video classifier, evaluate its best checkpoint and write the run's outputs.
 
@@ -221,18 +235,37 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ``last_checkpoint``, ``output`` (the folder), ``resumed_from``, ``per_class`` ... On the other DDP processes,
         an empty dict.
 
+    Only one process trains in ``OUTPUT`` at a time (it holds ``OUTPUT/.lock``), and a run that is not resumed
+    must start in a folder that holds no run. A resume whose ``--epochs`` are done already trains nothing, says so
+    and evaluates.
+
     Raises:
-        UsageError: on bad settings, a missing data set or nothing to resume.
+        UsageError: on bad settings, a data set missing or of one class, nothing to resume, ``OUTPUT`` in use by
+            another process or holding a run that this one (not ``--resume``) would replace.
+        OSError: a write that failed; ``errno`` in :data:`cbam3d.utils.atomic.NO_SPACE_ERRNOS` when the disk or
+            the file-size limit was full, ``filename`` the file being written.
     """
     start = time.perf_counter()
     output = _output_dir(config)
+    if rank_zero_only.rank != 0:  # a process Lightning launched for DDP: the global-zero one owns the folder
+        return _train(config, output, start)
+    with claim_run_folder(output, resuming=config.resume not in (None, False)):
+        return _train(config, output, start)
+
+
+def _train(config: TrainConfig, output: Path, start: float) -> dict[str, Any]:
+    """:func:`train` in its folder (claimed by the global-zero process)."""
     resume_from = resolve_resume_checkpoint(config)
     resumed_info = None
+    epochs_done = 0
     if resume_from is not None:
         try:
-            resumed_info = read_checkpoint_info(_torch_load(resume_from, "cpu"), resume_from)
+            resumed = _torch_load(resume_from, "cpu")
+            resumed_info = read_checkpoint_info(resumed, resume_from)
         except ValueError as error:
             raise UsageError(f"--resume: {error}") from error
+        epochs_done = _epochs_done(resumed)
+        del resumed
     config = resolve_config(config, resumed=resumed_info.get("config") if resumed_info else None)
     if resumed_info is not None:
         check_resumable(config, resumed_info, resume_from)
@@ -273,6 +306,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         seed=config.seed,
     )
 
+    check_classes(data.class_names, root)
     if resumed_info is not None and data.class_names != list(resumed_info["class_names"]):
         raise UsageError(
             f"--resume: {resume_from} was trained on {len(resumed_info['class_names'])} classes "
@@ -317,6 +351,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.compile:
         module.model.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
 
+    if resume_from is not None and config.epochs <= epochs_done:
+        rank_zero_info(
+            f"nothing left to train: {resume_from} has trained {epochs_done} epochs and --epochs is {config.epochs} "
+            f"(give --epochs above {epochs_done} to train more); evaluating its best checkpoint"
+        )
     per_device_batches = len(data.train_split.records) // (config.batch_size * devices * num_nodes)
     throughput = TrainingThroughput()
     config.callbacks = [*config.callbacks, throughput]
@@ -330,7 +369,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     if not trainer.is_global_zero:
         return {}
-    best_callback = trainer.checkpoint_callback  # the first ModelCheckpoint: the best by val_top1
+    best_callback = trainer.checkpoint_callback  # the first ModelCheckpoint: BestCheckpoint
     last = output / CHECKPOINT_DIR / LAST_CHECKPOINT
     best = Path(best_callback.best_model_path) if best_callback.best_model_path else last
     report = _final_evaluation(best, config, root, accelerator)
@@ -362,10 +401,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_clips_per_second": throughput.clips_per_second(),
         "peak_memory_mb": throughput.peak_memory_mb(module.device),
     }
-    atomic_write_json(metrics, output / "metrics.json")
+    atomic_write_json(metrics, output / METRICS_FILE)
     rank_zero_info(
         f"video-level validation top-1 {100 * metrics['val_top1']:.1f}%, top-5 "
         f"{100 * metrics['val_top5']:.1f}% ({report['videos']} videos, {config.eval_clips} clips x "
-        f"{config.eval_crops} crops); metrics in {output / 'metrics.json'}"
+        f"{config.eval_crops} crops); metrics in {output / METRICS_FILE}"
     )
     return metrics
