@@ -23,16 +23,20 @@ from typing import IO, Any
 import torch
 
 __all__ = [
-    "NO_SPACE_ERRNOS",
     "atomic_torch_save",
     "atomic_write",
     "atomic_write_json",
     "check_output_folder",
+    "no_space_message",
     "remove_temporaries",
 ]
 
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
-"""The errors of a write that found no room: a full disk, a file-size limit (``ulimit -f``), a full quota."""
+# The errors of a write that found no room, in words
+_NO_SPACE = {
+    errno.ENOSPC: "no space left on device",
+    errno.EFBIG: "the file size limit (ulimit -f) is reached",
+    errno.EDQUOT: "the disk quota is exceeded",
+}
 
 _TEMPORARY_SUFFIX = ".tmp"
 
@@ -64,7 +68,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
 
     Raises:
         OSError: the first failed write (even one that ``write`` turned into another exception), its
-            ``filename`` the target ``path``; its ``errno`` is in :data:`NO_SPACE_ERRNOS` when there was no room.
+            ``filename`` the target ``path`` (:func:`no_space_message` tells a full disk).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +102,14 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
     return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def no_space_message(error: BaseException) -> str | None:
+    """ "no space left on device while writing PATH" (or the file-size limit, or the quota) when ``error`` is a
+    write that found no room, else None."""
+    if not isinstance(error, OSError) or error.errno not in _NO_SPACE:
+        return None
+    return _NO_SPACE[error.errno] + (f" while writing {error.filename}" if error.filename else "")
 
 
 def remove_temporaries(folder: str | os.PathLike, names: str = "*") -> list[Path]:

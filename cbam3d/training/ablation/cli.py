@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cbam3d.utils.errors import UsageError
+from cbam3d.utils.locking import FolderBusyError, folder_lock
 
 from ..cli import train_parser
 from ..declaration import literal_or_text
@@ -118,7 +119,8 @@ def _check_train_arguments(parser: argparse.ArgumentParser, common: list[str]) -
 
 
 def ablate_main(argv: Sequence[str] | None = None) -> int:
-    """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed, 2 on bad input."""
+    """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed, 2 on bad input (or another
+    ablation running into the same --output), 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM)."""
     parser = ablate_parser()
     args, common = parser.parse_known_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -134,8 +136,19 @@ def ablate_main(argv: Sequence[str] | None = None) -> int:
     conflicts = conflicting_runs(runs, args.output, common)
     if conflicts:
         parser.error(f"{conflicts[0]} holds a run started with other train options; use another --output or delete it")
-    failed = run_grid(runs, args.output, common, threads=args.threads)
-    write_report(args.output, runs_total=len(runs))
+    try:
+        with folder_lock(args.output, what="ablation"):
+            failed = run_grid(runs, args.output, common, threads=args.threads)
+            write_report(args.output, runs_total=len(runs))
+    except FolderBusyError as error:
+        parser.error(f"--output {error}")
+    except KeyboardInterrupt:
+        print(
+            f"{parser.prog}: interrupted; run the same command again to continue (finished runs are reused, the "
+            "interrupted one resumes)",
+            file=sys.stderr,
+        )
+        return 130
     print(f"results: {args.output / 'results.md'}, {args.output / 'results.csv'}, {args.output / 'results.png'}")
     if failed:
         print(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}", file=sys.stderr)

@@ -242,8 +242,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     Raises:
         UsageError: on bad settings, a data set missing or of one class, nothing to resume, ``OUTPUT`` in use by
             another process or holding a run that this one (not ``--resume``) would replace.
-        OSError: a write that failed; ``errno`` in :data:`cbam3d.utils.atomic.NO_SPACE_ERRNOS` when the disk or
-            the file-size limit was full, ``filename`` the file being written.
+        OSError: a write that failed, ``filename`` the file being written (see
+            :func:`cbam3d.utils.atomic.no_space_message` for a full disk).
     """
     start = time.perf_counter()
     output = _output_dir(config)
