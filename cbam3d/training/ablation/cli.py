@@ -14,7 +14,7 @@ from cbam3d.utils.locking import FolderBusyError, folder_lock
 from ..cli import train_parser
 from ..declaration import literal_or_text
 from ..settings import TrainConfig, attention_choices, resolve_config
-from .grid import check_vary, expand_grid, read_grid_file
+from .grid import MAX_GRID_RUNS, check_vary, expand_grid, read_grid_file, shown
 from .report import write_report
 from .runner import conflicting_runs, run_grid
 
@@ -96,10 +96,10 @@ def _grid_from_arguments(
         attentions = list(attention_choices())
     unknown = [name for name in attentions if name not in attention_choices()]
     if unknown:
-        parser.error(f"--attention {unknown[0]!r} is not known; choose from {', '.join(attention_choices())}")
+        parser.error(f"--attention {shown(unknown[0])} is not known; choose from {', '.join(attention_choices())}")
     seeds = list(dict.fromkeys([*(args.seeds or []), *from_file["seeds"]])) or [0, 1, 2]
     if any(seed < 0 for seed in seeds):
-        parser.error(f"--seeds must be 0 or more, got {seeds}")
+        parser.error(f"--seeds must be 0 or more, got {shown(seeds)}")
     return attentions, vary, seeds
 
 
@@ -133,6 +133,8 @@ def ablate_main(argv: Sequence[str] | None = None) -> int:
         return 0
     _check_train_arguments(parser, common)
     runs = expand_grid(*_grid_from_arguments(parser, args))
+    if len(runs) > MAX_GRID_RUNS:
+        parser.error(f"the grid expands to {len(runs)} runs, more than {MAX_GRID_RUNS}: give fewer values or seeds")
     conflicts = conflicting_runs(runs, args.output, common)
     if conflicts:
         parser.error(f"{conflicts[0]} holds a run started with other train options; use another --output or delete it")
