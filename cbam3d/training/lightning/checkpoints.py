@@ -5,7 +5,7 @@ and so the name of the best checkpoint. Lightning saves the new ``best-*.ckpt`` 
 ``last.ckpt`` is saved: a run killed in between leaves a ``last.ckpt`` that names a deleted file. Here the old
 best is deleted only after ``last.ckpt`` has been saved (:class:`BestCheckpoint`, :class:`LastCheckpoint`), so
 the best checkpoint named by ``last.ckpt`` always exists; a best file that ``last.ckpt`` does not name is left
-over from an interrupted epoch and is removed when the run starts again.
+over from an interrupted epoch and is removed when the run that resumes it ends.
 
 Both callbacks re-root the paths stored in a checkpoint onto their own folder when a run is resumed, so a run
 folder that was moved or copied resumes with its own files, never the original folder's.
@@ -82,12 +82,12 @@ class BestCheckpoint(_RunFolderCheckpoint):
             self.kth_best_model_path = ""
             self.kth_value = torch.tensor(float("-inf") if self.mode == "max" else float("inf"))
 
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        super().on_train_start(trainer, pl_module)
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        super().teardown(trainer, pl_module, stage)
         if not trainer.is_global_zero or self.dirpath is None:
             return
-        # Under the run's lock, a best file that the resumed state does not name was saved by an epoch that was
-        # interrupted before its last.ckpt (or by a run whose last.ckpt never came to be): not this run's best.
+        # Under the run's lock, a best file that the run's state does not name was saved by an epoch interrupted
+        # before its last.ckpt (or by a run whose last.ckpt never came to be): not this run's best.
         keep = {Path(self.best_model_path).resolve()} if self.best_model_path else set()
         if trainer.ckpt_path:
             keep.add(Path(trainer.ckpt_path).resolve())
