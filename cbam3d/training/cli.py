@@ -13,6 +13,7 @@ from cbam3d.utils.atomic import no_space_message
 from cbam3d.utils.console import command, quiet_dependencies
 from cbam3d.utils.errors import UsageError
 
+from .run_folder import RunTerminated
 from .settings import TrainConfig
 
 __all__ = ["closing_summary", "train_main", "train_parser"]
@@ -38,7 +39,8 @@ def train_parser() -> argparse.ArgumentParser:
 def train_main(argv: Sequence[str] | None = None) -> int:
     """``cbam3d train``: returns the exit status: 0 when the run finished (also a ``--resume`` with no epoch left
     to train, which says so and evaluates), 2 with a one-line message on bad input, 1 with one line when a disk
-    or the file-size limit is full, 130 when interrupted (Ctrl-C) outside Lightning's own handling."""
+    or the file-size limit is full, 130 when interrupted (Ctrl-C) outside Lightning's own handling (which exits
+    with 1), 143 when terminated (SIGTERM) while training."""
     parser = train_parser()
     config = TrainConfig.from_arguments(parser.parse_args(argv))
     # Deferred: Lightning takes seconds to import, and --help or a usage error should not wait for it.
@@ -55,11 +57,12 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{parser.prog}: error: {message}; the checkpoints written before are intact", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunTerminated) as stop:
         output = config.output if config.output is not None else config.default_for("output")
         resume = command("train", "--output", output, "--resume")
-        print(f"{parser.prog}: interrupted; continue with: {resume}", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if isinstance(stop, RunTerminated) else "interrupted"
+        print(f"{parser.prog}: {how}; continue with: {resume}", file=sys.stderr)
+        return 143 if isinstance(stop, RunTerminated) else 130
     if metrics:  # the global-zero process
         print(closing_summary(metrics))
     return 0

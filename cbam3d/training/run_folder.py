@@ -14,11 +14,16 @@ from cbam3d.utils.atomic import remove_temporaries
 from cbam3d.utils.errors import UsageError
 from cbam3d.utils.locking import FolderBusyError, folder_lock
 
-__all__ = ["CHECKPOINT_DIR", "LAST_CHECKPOINT", "METRICS_FILE", "claim_run_folder"]
+__all__ = ["CHECKPOINT_DIR", "LAST_CHECKPOINT", "METRICS_FILE", "RunTerminated", "claim_run_folder"]
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 METRICS_FILE = "metrics.json"
+
+
+class RunTerminated(Exception):
+    """The run stopped on SIGTERM (a job scheduler, ``kill``); its checkpoints are those of its last finished
+    epoch, and ``--resume`` continues it."""
 
 
 @contextlib.contextmanager

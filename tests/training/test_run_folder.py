@@ -1,6 +1,6 @@
 """A run folder under an unlucky operator: a kill between the best and the last checkpoint, a moved or copied
 folder, temporaries of killed writes, a second run into the same folder (at once or later), a full disk, Ctrl-C
-during the final evaluation, a resume with no epoch left, and a data set of one class.
+during the final evaluation, SIGTERM while training, a resume with no epoch left, and a data set of one class.
 
 The runs are the tiny ones of tests/training/conftest.py; most tests resume a copy of ``tiny_trained_run``
 (2 epochs done) with ``--epochs 2``, which trains nothing and only evaluates.
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from cbam3d.training import train  # noqa: E402
 from cbam3d.training.cli import train_main  # noqa: E402
 from cbam3d.training.lightning import checkpoint_io, trainer  # noqa: E402
 from cbam3d.training.lightning.checkpoints import LastCheckpoint  # noqa: E402
+from cbam3d.training.settings import TrainConfig  # noqa: E402
 from cbam3d.utils.atomic import atomic_write  # noqa: E402
 from cbam3d.utils.locking import folder_lock  # noqa: E402
 
@@ -199,3 +202,28 @@ def test_ctrl_c_during_the_final_evaluation_says_how_to_continue_and_the_resume_
     monkeypatch.undo()
     assert train_main(["--output", str(finished_copy), *RESUME, "--epochs", "2"]) == 0
     assert read_json(finished_copy / "metrics.json")["epochs"] == 2
+
+
+class TerminatedInEpoch1(L.Callback):
+    """Sends this process SIGTERM (as a job scheduler would) in the middle of epoch 1."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_exception(self, trainer, pl_module, exception):
+        trainer.progress_bar_callback.train_progress_bar.close()  # a dying process takes its bar along
+
+
+def test_a_terminated_training_exits_143_saying_how_to_continue_not_0_as_if_finished(
+    tmp_path, tiny_trained_run, tiny_run, config_from_flags, capsys, monkeypatch
+):
+    output = tmp_path / "run"
+    config = config_from_flags(*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output))
+    config.epochs, config.callbacks = 2, [TerminatedInEpoch1()]
+    monkeypatch.setattr(TrainConfig, "from_arguments", classmethod(lambda cls, args: config))
+    assert train_main([]) == 143
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == f"cbam3d train: terminated (SIGTERM); continue with: cbam3d train --output {output} --resume"
+    assert not (output / "metrics.json").exists()
+    assert torch.load(output / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0

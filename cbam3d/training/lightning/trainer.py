@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ensure_demo_dataset
 from cbam3d.inference.checkpoint import (
@@ -34,7 +35,7 @@ from cbam3d.utils.errors import UsageError
 
 from ..curves import plot_training_curves
 from ..pretrained import load_pretrained
-from ..run_folder import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, claim_run_folder
+from ..run_folder import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, RunTerminated, claim_run_folder
 from ..settings import TrainConfig, check_precision_fits, resolve_config
 from .checkpoint_io import AtomicCheckpointIO
 from .checkpoints import BestCheckpoint, LastCheckpoint
@@ -242,6 +243,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     Raises:
         UsageError: on bad settings, a data set missing or of one class, nothing to resume, ``OUTPUT`` in use by
             another process or holding a run that this one (not ``--resume``) would replace.
+        RunTerminated: the process got SIGTERM while training.
         OSError: a write that failed, ``filename`` the file being written (see
             :func:`cbam3d.utils.atomic.no_space_message` for a full disk).
     """
@@ -365,7 +367,10 @@ def _train(config: TrainConfig, output: Path, start: float) -> dict[str, Any]:
     with warnings.catch_warnings():
         if resume_from is not None:  # the folder holds the run being resumed, as it should
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        except SIGTERMException as stop:  # Lightning's is a SystemExit with status 0: as if the run had finished
+            raise RunTerminated(f"{output} was terminated (SIGTERM)") from stop
 
     if not trainer.is_global_zero:
         return {}
