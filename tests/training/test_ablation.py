@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from cbam3d.training.ablation import ablate_main, expand_grid, read_grid_file, runner, welch_interval
+from cbam3d.utils.locking import folder_lock
 
 # The grid's own flags are left out: --attention and --seed come from the grid.
 _GRID_OWNED_FLAGS = ("--attention", "--seed")
@@ -117,6 +118,14 @@ def test_the_report_skips_a_run_with_malformed_files_naming_it_and_reports_the_o
     assert len(warnings) == 1 and str(output / "se-seed0") in warnings[0]
     with open(output / "results.csv") as file:
         assert [row["folder"] for row in csv.DictReader(file)] == ["none-seed0"]
+
+
+def test_a_second_ablation_into_the_same_output_is_refused_while_the_first_runs(grid, usage_error, monkeypatch):
+    output, argv = grid
+    monkeypatch.setattr(runner, "_run_child", lambda *a, **k: pytest.fail("trained alongside another ablation"))
+    with folder_lock(output):
+        line = usage_error(ablate_main, argv)
+    assert f"--output {output} is in use by another ablation" in line
 
 
 def test_a_folder_holding_a_run_with_other_train_options_is_refused(grid, usage_error):

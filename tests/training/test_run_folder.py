@@ -227,3 +227,11 @@ def test_a_terminated_training_exits_143_saying_how_to_continue_not_0_as_if_fini
     assert line == f"cbam3d train: terminated (SIGTERM); continue with: cbam3d train --output {output} --resume"
     assert not (output / "metrics.json").exists()
     assert torch.load(output / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+
+
+def test_a_best_checkpoint_deleted_by_hand_leaves_the_resume_to_evaluate_the_last_one(finished_copy):
+    for best in (finished_copy / "checkpoints").glob("best-*.ckpt"):
+        best.unlink()
+    with pytest.warns(UserWarning, match="named by the resumed checkpoint is missing"):
+        assert train_main(["--output", str(finished_copy), *RESUME, "--epochs", "2"]) == 0
+    assert read_json(finished_copy / "metrics.json")["best_checkpoint"].endswith("last.ckpt")
