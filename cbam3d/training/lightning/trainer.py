@@ -6,7 +6,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -249,14 +249,28 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """
     start = time.perf_counter()
     output = _output_dir(config)
+    checked = _check_start(config, output)  # before the folder is claimed (and created): bad settings leave none
     if rank_zero_only.rank != 0:  # a process Lightning launched for DDP: the global-zero one owns the folder
-        return _train(config, output, start)
-    with claim_run_folder(output, resuming=config.resume not in (None, False)):
-        return _train(config, output, start)
+        return _train(checked, output, start)
+    with claim_run_folder(output, resuming=checked.resume_from is not None):
+        return _train(checked, output, start)
 
 
-def _train(config: TrainConfig, output: Path, start: float) -> dict[str, Any]:
-    """:func:`train` in its folder (claimed by the global-zero process)."""
+class _Start(NamedTuple):
+    """A run's checked settings: the resolved config, what it resumes (checkpoint, its info, epochs done) and
+    where it runs."""
+
+    config: TrainConfig
+    resume_from: Path | None
+    resumed_info: dict[str, Any] | None
+    epochs_done: int
+    accelerator: str
+    devices: int
+    num_nodes: int
+
+
+def _check_start(config: TrainConfig, output: Path) -> _Start:
+    """The settings of a run resolved (with those of the run it resumes) and checked; nothing written."""
     resume_from = resolve_resume_checkpoint(config)
     resumed_info = None
     epochs_done = 0
@@ -277,6 +291,12 @@ def _train(config: TrainConfig, output: Path, start: float) -> dict[str, Any]:
     devices, num_nodes = _world(config)
     if config.sync_bn and accelerator == "cpu" and devices * num_nodes > 1:
         raise UsageError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on the CPU")
+    return _Start(config, resume_from, resumed_info, epochs_done, accelerator, devices, num_nodes)
+
+
+def _train(checked: _Start, output: Path, start: float) -> dict[str, Any]:
+    """:func:`train` in its folder (claimed by the global-zero process)."""
+    config, resume_from, resumed_info, epochs_done, accelerator, devices, num_nodes = checked
 
     if accelerator == "cpu":
         torch.set_num_threads(config.threads or max(1, _cpu_count() // devices))
