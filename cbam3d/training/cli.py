@@ -39,8 +39,7 @@ def train_parser() -> argparse.ArgumentParser:
 def train_main(argv: Sequence[str] | None = None) -> int:
     """``cbam3d train``: returns the exit status: 0 when the run finished (also a ``--resume`` with no epoch left
     to train, which says so and evaluates), 2 with a one-line message on bad input, 1 with one line when a disk
-    or the file-size limit is full, 130 when interrupted (Ctrl-C) outside Lightning's own handling (which exits
-    with 1), 143 when terminated (SIGTERM) while training."""
+    or the file-size limit is full, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM) while training."""
     parser = train_parser()
     config = TrainConfig.from_arguments(parser.parse_args(argv))
     # Deferred: Lightning takes seconds to import, and --help or a usage error should not wait for it.

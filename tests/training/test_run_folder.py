@@ -235,3 +235,31 @@ def test_a_best_checkpoint_deleted_by_hand_leaves_the_resume_to_evaluate_the_las
     with pytest.warns(UserWarning, match="named by the resumed checkpoint is missing"):
         assert train_main(["--output", str(finished_copy), *RESUME, "--epochs", "2"]) == 0
     assert read_json(finished_copy / "metrics.json")["best_checkpoint"].endswith("last.ckpt")
+
+
+class CtrlCInEpoch1(L.Callback):
+    """Ctrl-C (a KeyboardInterrupt) in the middle of epoch 1."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            raise KeyboardInterrupt
+
+    def on_exception(self, trainer, pl_module, exception):
+        trainer.progress_bar_callback.train_progress_bar.close()  # a dying process takes its bar along
+
+
+def test_ctrl_c_while_training_exits_130_saying_how_to_continue(
+    tmp_path, tiny_trained_run, tiny_run, config_from_flags, capsys, monkeypatch
+):
+    output = tmp_path / "run"
+    config = config_from_flags(*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output))
+    config.epochs, config.callbacks = 2, [CtrlCInEpoch1()]
+    monkeypatch.setattr(TrainConfig, "from_arguments", classmethod(lambda cls, args: config))
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        assert train_main([]) == 130
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-Cs while it shuts down
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == f"cbam3d train: interrupted; continue with: cbam3d train --output {output} --resume"
+    assert torch.load(output / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cbam3d.utils.atomic import no_space_message
 from cbam3d.utils.errors import UsageError
 from cbam3d.utils.locking import FolderBusyError, folder_lock
 
@@ -119,8 +120,9 @@ def _check_train_arguments(parser: argparse.ArgumentParser, common: list[str]) -
 
 
 def ablate_main(argv: Sequence[str] | None = None) -> int:
-    """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed, 2 on bad input (or another
-    ablation running into the same --output), 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM)."""
+    """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed (or the disk is full), 2 on bad
+    input (or another ablation running into the same --output), 130 when interrupted (Ctrl-C), 143 when
+    terminated (SIGTERM)."""
     parser = ablate_parser()
     args, common = parser.parse_known_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -144,6 +146,11 @@ def ablate_main(argv: Sequence[str] | None = None) -> int:
             write_report(args.output, runs_total=len(runs))
     except FolderBusyError as error:
         parser.error(f"--output {error}")
+    except OSError as error:
+        if no_space_message(error) is None:
+            raise
+        print(f"{parser.prog}: error: {no_space_message(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             f"{parser.prog}: interrupted; run the same command again to continue (finished runs are reused, the "

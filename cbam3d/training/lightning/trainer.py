@@ -391,6 +391,10 @@ def _train(checked: _Start, output: Path, start: float) -> dict[str, Any]:
             trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
         except SIGTERMException as stop:  # Lightning's is a SystemExit with status 0: as if the run had finished
             raise RunTerminated(f"{output} was terminated (SIGTERM)") from stop
+        except SystemExit as stop:  # Lightning ends a Ctrl-C with sys.exit(1): say how to continue instead
+            if isinstance(stop.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from stop
+            raise
 
     if not trainer.is_global_zero:
         return {}
