@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import stat
@@ -41,23 +42,19 @@ _NO_SPACE = {
 _TEMPORARY_SUFFIX = ".tmp"
 
 
-class _RecordingWriter:
-    """``file`` whose first failed ``write`` is kept in :attr:`error`: writers such as ``torch.save`` replace the
-    ``OSError`` of a full disk by their own ``RuntimeError`` ("unexpected pos"), which would hide the cause."""
+class _RecordingFileIO(io.FileIO):
+    """A raw file whose first failed ``write`` is kept in :attr:`error`: writers such as ``torch.save`` replace the
+    ``OSError`` of a full disk by their own ``RuntimeError`` ("unexpected pos"), which would hide the cause. (A
+    subclass, not a wrapper: writers such as ``torch.export.save`` check that they were given an ``io.IOBase``.)"""
 
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-        self.error: OSError | None = None
+    error: OSError | None = None
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Any) -> int | None:
         try:
-            return self._file.write(data)
+            return super().write(data)
         except OSError as error:
             self.error = self.error or error
             raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -73,19 +70,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent)
-    file = None
+    raw = _RecordingFileIO(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as raw:
-            file = _RecordingWriter(raw)
+        with io.BufferedWriter(raw) as file:  # what open(path, "wb") gives
             write(file)
-            raw.flush()
-            os.fsync(raw.fileno())
+            file.flush()
+            os.fsync(file.fileno())
         os.chmod(tmp_name, _mode_for(path))
         os.replace(tmp_name, path)
     except BaseException as failure:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        cause = file.error if file is not None and file.error is not None else failure
+        cause = raw.error if raw.error is not None else failure
         if isinstance(cause, OSError) and cause.errno is not None:  # OSError(errno, ...) picks the subclass
             raise OSError(cause.errno, cause.strerror, str(path)) from failure
         raise

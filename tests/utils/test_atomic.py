@@ -84,34 +84,6 @@ def test_a_write_that_finds_no_room_names_the_target_and_keeps_the_previous_file
     assert os.listdir(tmp_path) == ["last.ckpt"]
 
 
-def test_a_full_disk_under_torch_save_surfaces_as_the_disk_error_not_torch_unexpected_pos(tmp_path, monkeypatch):
-    """torch.save turns the writer's OSError into RuntimeError("unexpected pos"); the disk error is what we raise."""
-    target = tmp_path / "last.ckpt"
-    real_fdopen = os.fdopen
-
-    class FullDisk:
-        def __init__(self, file):
-            self._file = file
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self._file, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self._file.__exit__(*exc)
-
-    monkeypatch.setattr(os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k)))
-    with pytest.raises(OSError) as raised:
-        atomic_torch_save({"weights": torch.zeros(1000)}, target)
-    assert no_space_message(raised.value) == f"no space left on device while writing {target}"
-    assert os.listdir(tmp_path) == []
-
-
 _FILE_SIZE_LIMIT = """
 import resource, signal, sys, torch
 from cbam3d.utils.atomic import atomic_torch_save, no_space_message
@@ -126,6 +98,8 @@ except OSError as error:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
 def test_a_write_past_the_file_size_limit_says_so_and_keeps_the_previous_checkpoint(tmp_path):
+    """A real failed write under torch.save, which turns the writer's OSError into RuntimeError("unexpected pos"):
+    the error raised is the disk's, naming the target."""
     target = tmp_path / "last.ckpt"
     atomic_torch_save({"epoch": 1}, target)
     result = subprocess.run(
