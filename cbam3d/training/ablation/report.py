@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,23 +139,51 @@ def _std(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _result_row(folder: Path, record: Any, metrics: Any) -> dict[str, Any]:
+    """The ``results.csv`` row of a finished run; ValueError (saying what is wrong) for malformed files."""
+    expected = {"configuration": str, "attention": str, "options": dict, "seed": int}
+    if not isinstance(record, dict) or any(not isinstance(record.get(k), t) for k, t in expected.items()):
+        raise ValueError(f"{RUN_FILE} is not a run record (configuration, attention, options, seed)")
+    if not isinstance(metrics, dict) or not all(_is_number(metrics.get(k)) for k in ("val_top1", "val_top5")):
+        raise ValueError(f"{METRICS_FILE} lacks numbers val_top1 and val_top5")
+    costs = {key: metrics.get(key) for key in _CSV_COLUMNS[6:-1]}
+    wrong = [key for key, value in costs.items() if value is not None and not _is_number(value)]
+    if wrong:
+        raise ValueError(f"{METRICS_FILE}: {wrong[0]} is not a number")
+    return {
+        "configuration": record["configuration"],
+        "attention": record["attention"],
+        "options": " ".join(f"{k}={v}" for k, v in record["options"].items()),
+        "seed": record["seed"],
+        "val_top1": metrics["val_top1"],
+        "val_top5": metrics["val_top5"],
+        **costs,
+        "folder": folder.name,
+    }
+
+
 def collect_results(output: Path) -> list[dict[str, Any]]:
-    """One row per finished run under ``output`` (a folder holding ``run.json`` and ``metrics.json``)."""
+    """One row per finished run under ``output`` (a folder holding ``run.json`` and ``metrics.json``).
+
+    A run whose files are malformed (edited by hand, written by another version) is skipped with a warning on
+    stderr naming its folder; one without both files (not finished) silently.
+    """
     rows = []
     for folder in sorted(p for p in output.iterdir() if p.is_dir()) if output.is_dir() else []:
-        record, metrics = read_json(folder / RUN_FILE), read_json(folder / METRICS_FILE)
-        if record is None or metrics is None:
+        paths = (folder / RUN_FILE, folder / METRICS_FILE)
+        if not all(path.is_file() for path in paths):
             continue
-        rows.append(
-            {
-                "configuration": record["configuration"],
-                "attention": record["attention"],
-                "options": " ".join(f"{k}={v}" for k, v in record["options"].items()),
-                "seed": record["seed"],
-                **{key: metrics.get(key) for key in _CSV_COLUMNS[4:-1]},
-                "folder": folder.name,
-            }
-        )
+        record, metrics = (read_json(path) for path in paths)
+        try:
+            if record is None or metrics is None:
+                raise ValueError(f"{RUN_FILE if record is None else METRICS_FILE} is not readable JSON")
+            rows.append(_result_row(folder, record, metrics))
+        except ValueError as problem:
+            print(f"warning: skipping the run in {folder}: {problem}", file=sys.stderr)
     return rows
 
 
