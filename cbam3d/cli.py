@@ -81,6 +81,14 @@ COMMANDS: tuple[Command, ...] = (
         extra="train",
     ),
     Command(
+        name="prepare",
+        help="a training-friendly copy of a data set: the same layout, videos re-encoded small and quick to seek",
+        module="cbam3d.data.cli",
+        parser="prepare_parser",
+        main="prepare_main",
+        extra="video",
+    ),
+    Command(
         name="benchmark",
         help="time and memory of the attention modules against hand-written blocks, or (--data) data-loading clips/s",
         module="cbam3d.benchmark.cli",

@@ -20,7 +20,7 @@ from .blocks import ResidualBlock
 from .complexity import count_gmacs, count_parameters
 from .image import resnet2d
 from .inflation import inflate
-from .registry import MODEL_NAMES, create_model, register_model, unregister_model
+from .registry import MODEL_NAMES, create_model, model_builder, register_model, unregister_model
 from .resnet import ResNet
 from .retrofit import add_attention
 from .torchvision_keys import from_torchvision, to_torchvision
@@ -37,6 +37,7 @@ __all__ = [
     "from_torchvision",
     "inflate",
     "mc3_18",
+    "model_builder",
     "r2plus1d",
     "r2plus1d_18",
     "r3d_18",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import operator
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -312,14 +313,42 @@ def matched_modules(model: nn.Module, at: Sequence[str] | Predicate) -> list[str
         chosen = [name for name, module in model.named_modules() if name and at(name, module)]
         if not chosen:
             raise ValueError(f"the at= predicate picked no module; module names look like {names[:6]}")
+        _warn_nested(chosen)
         return chosen
     if isinstance(at, str) or not isinstance(at, Sequence) or not all(isinstance(p, str) for p in at):
         raise TypeError(f'at must be "auto", a list of module-name patterns or a predicate, got {at!r}')
+    if not at:
+        raise ValueError(f"at= names no module (an empty list); module names look like {names[:6]}")
     for pattern in at:
         if not fnmatch.filter(names, pattern):
             close = [n for n in names if n.split(".")[-1] == pattern.split(".")[-1]][:6] or names[:6]
             raise ValueError(f"at= pattern {pattern!r} matches no module; module names look like {close}")
-    return [name for name in names if any(fnmatch.fnmatchcase(name, p) for p in at)]
+    chosen = [name for name in names if any(fnmatch.fnmatchcase(name, p) for p in at)]
+    _warn_nested(chosen)
+    return chosen
+
+
+def _warn_nested(chosen: Sequence[str]) -> None:
+    """Warn when a chosen module holds another chosen one: attention would act at several nesting levels of
+    one path (``layer1*`` matches ``layer1``, ``layer1.0`` and ``layer1.0.conv1``; fnmatch's ``*`` crosses
+    dots)."""
+    picked = set(chosen)
+    nested = [(outer, name) for name in chosen for outer in _enclosing_names(name) if outer in picked]
+    if nested:
+        shown = ", ".join(f"{outer!r} and {inner!r}" for outer, inner in nested[:3])
+        warnings.warn(
+            f"at= places attention at several nesting levels of one path ({len(nested)} pairs, e.g. {shown}); "
+            "to match one level, use '?' for one character per name part (e.g. 'layer1.?' for layer1's blocks) or "
+            "a predicate",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _enclosing_names(name: str) -> list[str]:
+    """``"a.b.c"`` -> ``["a", "a.b"]``."""
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
 
 
 def layer_dims(module: nn.Module) -> int | None:

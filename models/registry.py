@@ -109,6 +109,18 @@ def unregister_model(name: str) -> None:
     del _REGISTRY[name]
 
 
+def model_builder(name: str) -> ModelBuilder:
+    """The builder registered as ``name``: its signature says which options the network takes, and their types.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones).
+    """
+    registration = _REGISTRY.get(name) if isinstance(name, str) else None
+    if registration is None:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    return registration.builder
+
+
 def create_model(
     name: str,
     *,
@@ -128,9 +140,8 @@ def create_model(
         ValueError: unknown name (the message lists the valid ones) or options for a fixed architecture.
         TypeError: the registered builder returned something other than an ``nn.Module``.
     """
-    registration = _REGISTRY.get(name) if isinstance(name, str) else None
-    if registration is None:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    model_builder(name)  # refuses an unknown name
+    registration = _REGISTRY[name]
     if options and not registration.takes_options:
         raise ValueError(f"{name} has a fixed architecture and takes no options, got {sorted(options)}")
     model = registration.builder(

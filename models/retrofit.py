@@ -108,6 +108,9 @@ def add_attention(
             - a list of ``fnmatch`` patterns over module names (``["encoder.*.conv2"]``) or a
               predicate ``(name, module) -> bool``: on the output of each matched module, registered
               as ``<owner>.<path>_attention`` on the nearest enclosing module that is not a container.
+              ``*`` also matches dots, so ``layer1*`` picks ``layer1``, its blocks and their layers: a
+              choice that nests one picked module in another is warned about; ``layer1.?`` picks the
+              blocks only.
 
             Channels and dims come from the layer (``num_features``, ``num_channels``,
             ``out_channels``; the conv or norm class), else channels from the first input (lazy:
@@ -123,10 +126,13 @@ def add_attention(
 
     Raises:
         ValueError: unknown attention name; under ``at="auto"`` no residual addition with a
-            normalization layer on its branch (or too few stages for BAM); an ``at`` pattern that
-            matches nothing; a place that already has attention.
-        TypeError: ``at`` is neither ``"auto"``, a list of strings nor a callable.
+            normalization layer on its branch (or too few stages for BAM); an empty ``at`` list or an ``at``
+            pattern that matches nothing; a place that already has attention.
+        TypeError: ``at`` is neither ``"auto"``, a list of strings nor a callable; ``model`` is wrapped in
+            ``DistributedDataParallel``, ``DataParallel`` or ``torch.compile`` (add attention before wrapping:
+            a wrapper built before does not know the new parameters, DDP would not reduce their gradients).
     """
+    _refuse_wrapped(model)
     plan = plan_attention(attention, attention_kwargs)
     if plan.placement == "none":
         raise ValueError("add_attention needs an attention: 'se', 'cbam', 'eca', 'bam' or a callable")
@@ -140,6 +146,21 @@ def add_attention(
     else:
         _add_named_attention(model, plan.builder, matched_modules(model, at), identity_init)
     return model
+
+
+def _refuse_wrapped(model: nn.Module) -> None:
+    """Refuse a network inside a wrapper that captured its parameters or graph when it was made."""
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        inner = "model.module"
+    elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+        inner = "model._orig_mod"
+    else:
+        return
+    raise TypeError(
+        f"add_attention got a {type(model).__name__}, which wraps the network ({inner}): add attention before "
+        "wrapping it (DistributedDataParallel would not reduce the new parameters' gradients, and a compiled "
+        "graph would not run them), then wrap the result"
+    )
 
 
 def _has_attention_hook(module: nn.Module) -> bool:

@@ -13,6 +13,7 @@ They are registered for :func:`models.create_model` as ``resnet3d-<depth>`` and 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,23 @@ def _stem_2plus1d(n_input_channels: int, out_planes: int, mid_planes: int, t_siz
     ]
 
 
+def _check_options(
+    conv1_t_size: Any, conv1_t_stride: Any, no_max_pool: Any, widen_factor: Any, n_input_channels: Any
+) -> None:
+    """Refuse option values the layers would take and fail on later (a zero stride, the truthy text 'false')."""
+    for name, value in (
+        ("conv1_t_size", conv1_t_size),
+        ("conv1_t_stride", conv1_t_stride),
+        ("n_input_channels", n_input_channels),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(no_max_pool, bool):
+        raise TypeError(f"no_max_pool must be True or False, got {no_max_pool!r}")
+    if isinstance(widen_factor, bool) or not isinstance(widen_factor, (int, float)) or not 0 < widen_factor < math.inf:
+        raise ValueError(f"widen_factor must be a positive finite number, got {widen_factor!r}")
+
+
 def _family(
     depth: int,
     conv_builder: ConvBuilder,
@@ -50,6 +68,7 @@ def _family(
     widen_factor: float,
     n_input_channels: int,
 ) -> ResNet:
+    _check_options(conv1_t_size, conv1_t_stride, no_max_pool, widen_factor, n_input_channels)
     block, layers = stage_config(depth)
     plan = plan_attention(attention, attention_kwargs)
     widths = tuple(int(w * widen_factor) for w in STAGE_WIDTHS)

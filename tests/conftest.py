@@ -1,12 +1,16 @@
-"""Settings and fixtures that several test folders share: ``randomize``, the tiny training run's flags
-(``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``, ``real_clips`` and ``real_footage_csv`` (real camera
-footage), ``usage_error`` and ``load_script``. Fixtures that one
-folder uses live in that folder's conftest.py."""
+"""Settings and fixtures that several test folders share: ``device`` (the CPU, and CUDA for ``pytest -m gpu``),
+``randomize``, the tiny training run's flags (``tiny_run``), ``tiny_checkpoint``, ``make_noise_video``,
+``real_clips`` and ``real_footage_csv`` (real camera footage), ``usage_error`` and ``load_script``. Fixtures that
+one folder uses live in that folder's conftest.py.
 
+Tests marked ``gpu`` are left out of the default run (pyproject.toml's addopts) and skipped, with the reason, where
+no CUDA device is available: ``pytest -m gpu --collect-only`` lists them on any machine."""
+
+import contextlib
 import importlib.util
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +26,50 @@ from cbam3d.attention.dims import BATCH_NORM
 torch.set_num_threads(1)
 
 _NORMS = tuple(BATCH_NORM.values())
+
+NO_CUDA = "needs a CUDA device (torch.cuda.is_available() is False)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test marked ``gpu`` is skipped, with :data:`NO_CUDA` as the reason, where CUDA is not available."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=NO_CUDA)
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
+@contextlib.contextmanager
+def _full_float32_on_cuda() -> Iterator[torch.device]:
+    """CUDA with TF32 off (convolutions and matrix products in full float32), so that float32 results compare with
+    float32 references at float32 accuracy; the settings are restored afterwards."""
+    # The legacy switches, as cbam3d.training sets them (torch refuses reads after a mix of legacy and new ones).
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield torch.device("cuda")
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request) -> Iterator[torch.device]:
+    """The device a test body runs on: the CPU in the default run, CUDA (TF32 off) under ``pytest -m gpu``."""
+    if request.param == "cpu":
+        yield torch.device("cpu")
+    else:
+        with _full_float32_on_cuda() as cuda:
+            yield cuda
+
+
+@pytest.fixture
+def cuda_device() -> Iterator[torch.device]:
+    """CUDA with TF32 off, for the tests that run on CUDA only (mark them ``gpu``)."""
+    with _full_float32_on_cuda() as cuda:
+        yield cuda
 
 
 @torch.no_grad()

@@ -90,13 +90,21 @@ class AttentionModule(nn.Module):
 
     # --- input checks ---------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear error unless ``x`` is a floating-point tensor of the layout ``dims`` expects
-        with the module's channel count (any count while the module is lazy)."""
+        """Raise a clear error unless ``x`` is a floating-point tensor of the module's parameters' dtype (any
+        floating dtype while the module is lazy or under autocast), of the layout ``dims`` expects and with the
+        module's channel count (any count while the module is lazy)."""
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}; convert it with x.float()")
+        parameter = next(self.parameters(), None)
+        if parameter is not None and parameter.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+            # as torch's own layers do, rather than compute in a dtype the parameters are not in
+            raise TypeError(
+                f"{name} holds {parameter.dtype} parameters but got a {x.dtype} input: convert the module "
+                f"(module.to({x.dtype})) or the input (x.to({parameter.dtype})), or run under torch.autocast"
+            )
         if x.ndim != self.dims + 2:
             raise ValueError(
                 f"{name}(dims={self.dims}) expects a {self.dims + 2}-D input {INPUT_LAYOUT[self.dims]}, "

@@ -83,7 +83,8 @@ class CBAM(AttentionModule):
             return spatial.forward_unchecked(channel.forward_unchecked(x))
         if self.gate_order == "spatial_channel":
             return channel.forward_unchecked(spatial.forward_unchecked(x))
-        return x * channel.attention_unchecked(x) * spatial.attention_unchecked(x)
+        # The gates' maps come in the parameters' dtype: under autocast, the output keeps x's, as the other orders'.
+        return x * channel.attention_unchecked(x).to(x.dtype) * spatial.attention_unchecked(x).to(x.dtype)
 
     def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The whole block as one autograd Function that recomputes ``x * Mc`` in backward instead of

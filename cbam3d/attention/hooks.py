@@ -111,8 +111,9 @@ def _has_own_temporal_gate(path: str, module: nn.Module, modules: dict[str, Atte
 class AttentionCapture:
     """Records the attention maps of every cbam3d module in ``model`` while its hooks are registered.
 
-    Use :func:`capture_attention` to make one. As a context manager it returns its :class:`AttentionMaps`
-    and removes its hooks on exit, also when the block raises; outside a ``with`` block call :meth:`remove`.
+    Use :func:`capture_attention` to make one. As a context manager (entered once: a second ``with`` raises a
+    RuntimeError) it returns its :class:`AttentionMaps` and removes its hooks on exit, also when the block
+    raises; outside a ``with`` block call :meth:`remove`.
     """
 
     def __init__(
@@ -134,6 +135,7 @@ class AttentionCapture:
             )
         self.maps = AttentionMaps(_attention_sites(modules))
         self._handles: list[RemovableHandle] = []
+        self._entered = False
         for path, module in modules.items():
             kind = module.map_kind
             derives_temporal = not _has_own_temporal_gate(path, module, modules)
@@ -165,6 +167,14 @@ class AttentionCapture:
         self._handles.clear()
 
     def __enter__(self) -> AttentionMaps:
+        # A second entry would record nothing (the first exit removed the hooks) and hand back the first pass's
+        # maps as if they were new: refused, rather than clearing maps a caller may still hold.
+        if self._entered:
+            raise RuntimeError(
+                "this capture_attention was already entered once (its hooks are removed on exit); make a new one "
+                "for each pass: with capture_attention(model) as maps: ..."
+            )
+        self._entered = True
         return self.maps
 
     def __exit__(

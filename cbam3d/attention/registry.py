@@ -6,7 +6,10 @@ where it goes in a network. Everything that takes an attention by name derives f
 training command's ``--attention`` choices, the benchmark and the complexity table.
 
 >>> import torch
->>> from torch import nn
+>>> import torch
+from torch import nn
+
+from .base import AttentionModule
 >>> from cbam3d import create_attention, register_attention
 >>> class Gate(nn.Module):
 ...     def __init__(self, channels, dims, scale=0.5):
@@ -27,7 +30,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+import torch
 from torch import nn
+
+from .base import AttentionModule
 
 __all__ = [
     "ATTENTION",
@@ -35,6 +41,7 @@ __all__ = [
     "AttentionBuilder",
     "AttentionSpec",
     "AttentionType",
+    "ShapeCheck",
     "attention_names",
     "create_attention",
     "get_attention",
@@ -70,13 +77,40 @@ class AttentionType:
     placement: Placement = "block"
 
     def build(self, channels: int | None, dims: int, **options: Any) -> nn.Module:
-        """One module for inputs of ``channels`` channels and ``dims`` spatial dimensions."""
+        """One module for inputs of ``channels`` channels and ``dims`` spatial dimensions; the first call of a
+        module that is not one of ours checks that it keeps the input's shape (see :class:`ShapeCheck`)."""
         module = self.builder(channels, dims, **options)
         if not isinstance(module, nn.Module):
             raise TypeError(
                 f"the builder of attention {self.name!r} must return an nn.Module, got {type(module).__name__}"
             )
+        if not isinstance(module, AttentionModule):  # ours check their input and keep its shape by construction
+            module.register_forward_hook(ShapeCheck(self.name))
         return module
+
+
+class ShapeCheck:
+    """Forward hook that checks, at an attention module's first call, that its output has its input's shape.
+
+    An attention scales its input; a module that changes the shape would otherwise fail later as a raw torch
+    error in a residual addition, or not at all before an adaptive pool. A plain class (not a closure), so
+    the module still deep-copies and pickles.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.checked = False
+
+    def __call__(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        if self.checked or not inputs or not isinstance(inputs[0], torch.Tensor):
+            return
+        shape = getattr(output, "shape", None)
+        if shape != inputs[0].shape:
+            raise ValueError(
+                f"attention {self.name!r} ({type(module).__name__}) must return its input's shape "
+                f"{tuple(inputs[0].shape)}, got {tuple(shape) if shape is not None else type(output).__name__}"
+            )
+        self.checked = True
 
 
 _REGISTRY: dict[str, AttentionType] = {}

@@ -8,13 +8,18 @@ does. Multiply by ``num_workers`` (up to the number of free CPU cores) for a loa
 
 Each loader is a :class:`LoaderCase` in :data:`LOADER_CASES`: a name, the settings that describe it, and a
 function that turns :class:`LoaderInputs` (the video, a scratch folder for files it prepares, the clip wanted)
-into an endless iterator of clips. A new loader, measured side by side with the others and written as one more
-JSON entry, is one more entry there.
+into an endless iterator of clips. The training cases, side by side: the loader as it was before the fast
+decoding (``videoclip-train-before``: every frame decoded, full-size RGB, resized in torch), today's
+(``videoclip-train``), four clips per
+decode (``-k4``), the file re-encoded by ``cbam3d prepare`` (``prepared-*``), decord where it is installed
+(``decord-*``) and PyTorchVideo's ``LabeledVideoDataset`` (``pytorchvideo-train``). A new loader, measured side
+by side with the others and written as one more JSON entry, is one more entry there.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import math
 import tempfile
@@ -85,52 +90,154 @@ class LoaderCase:
     """One loader measured by ``benchmark --data``: ``name`` labels its row and JSON entry, ``settings`` say what
     distinguishes it (recorded beside its figures), and ``clips(inputs)`` returns an endless iterator of float
     (3, T, H, W) clips, None for a clip that could not be decoded. The loader is built and any file it needs is
-    prepared when the first clip is drawn, in the untimed warm-up."""
+    prepared when the first clip is drawn, in the untimed warm-up. ``needs``: the module it needs beyond PyAV and
+    torchvision (an optional one: the case is left out where it is not installed)."""
 
     name: str
     settings: Mapping[str, Any]
     clips: Callable[[LoaderInputs], Iterator[torch.Tensor | None]]
+    needs: str | None = None
 
 
-def _video_clip_dataset(inputs: LoaderInputs, *, mode: str) -> Iterator[torch.Tensor | None]:
-    """The items of a one-video :class:`~cbam3d.data.VideoClipDataset`, in order, round and round: in train mode
-    each a fresh random clip, in eval mode ``inputs.clips`` evenly spaced clip positions."""
+def _prepared_video(inputs: LoaderInputs) -> Path:
+    """``inputs.video`` re-encoded as ``cbam3d prepare`` does with its defaults (once per run, in the scratch
+    folder)."""
+    # Deferred: as in _video_clip_dataset.
+    from cbam3d.data.prepare import encode_video
+
+    prepared = inputs.scratch / f"prepared{inputs.video.suffix}"
+    if not prepared.exists():
+        encode_video(inputs.video, prepared)
+    return prepared
+
+
+def _video_clip_dataset(
+    inputs: LoaderInputs, *, mode: str, prepared: bool = False, **options: Any
+) -> Iterator[torch.Tensor | None]:
+    """The clips of a one-video :class:`~cbam3d.data.VideoClipDataset`, in order, round and round: in train mode
+    each a fresh random clip, in eval mode ``inputs.clips`` evenly spaced clip positions. ``prepared``: of the
+    video re-encoded by ``cbam3d prepare``; ``options``: more of the dataset's keyword arguments."""
     # Deferred: cbam3d.data decodes with PyAV (the video extra), which only --data needs; the attention
     # benchmark runs with torch alone.
     from cbam3d.data.dataset import VideoClipDataset
     from cbam3d.data.records import VideoRecord
 
+    video = _prepared_video(inputs) if prepared else inputs.video
     dataset = VideoClipDataset(
-        [VideoRecord(inputs.video, 0)],
+        [VideoRecord(video, 0)],
         frames=inputs.clip.frames,
         sampling_rate=inputs.clip.sampling_rate,
         size=inputs.clip.size,
         mode=mode,
         clips_per_video=1 if mode == "train" else inputs.clips,
         decode_threads=inputs.decode_threads,
+        **options,
     )
     for index in itertools.count():
         item = dataset[index % len(dataset)]
-        yield None if item is None else item["video"]
+        for clip in item if isinstance(item, list) else [item]:
+            yield None if clip is None else clip["video"]
 
+
+def _pytorchvideo_dataset(inputs: LoaderInputs) -> Iterator[torch.Tensor | None]:
+    """PyTorchVideo's ``LabeledVideoDataset`` (PyAV, a random clip sampler) on ``inputs.video``: each clip spans
+    ``frames * sampling_rate`` frames, subsampled uniformly to ``frames`` and given our training transform at
+    full size (random short-side resize, random crop, flip, normalise), the cost of ours."""
+    # Deferred: pytorchvideo is an optional peer, measured only here.
+    from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
+
+    from cbam3d.data.decoding import VideoReader
+    from cbam3d.data.transforms import train_transform
+
+    clip = inputs.clip
+    with VideoReader(inputs.video) as reader:
+        fps = reader.info.fps
+    transform = train_transform(clip.size)
+    dataset = LabeledVideoDataset(
+        [(str(inputs.video), {"label": 0})],
+        make_clip_sampler("random", clip.frames * clip.sampling_rate / fps),
+        decode_audio=False,
+        decoder="pyav",
+    )
+    while True:  # one clip per video and pass
+        for item in dataset:
+            frames = item["video"]  # float (C, T', H, W), 0..255
+            keep = torch.linspace(0, frames.shape[1] - 1, clip.frames).round().long()
+            yield transform(frames[:, keep].permute(1, 0, 2, 3).to(torch.uint8))
+
+
+_DATASET = "cbam3d.data.VideoClipDataset"
+_SCALED = "PyAV, seek to the clip, no unreferenced frames before it, scaled in the RGB conversion"
+_PREPARED = "the file re-encoded by cbam3d prepare (defaults)"
 
 LOADER_CASES: tuple[LoaderCase, ...] = (
     LoaderCase(
+        "videoclip-train-before",
+        {
+            "dataset": _DATASET,
+            "mode": "train",
+            "decoding": "PyAV, seek to the clip, every frame decoded, full-size RGB, resized in torch",
+        },
+        functools.partial(_video_clip_dataset, mode="train", fast_decoding=False),
+    ),
+    LoaderCase(
         "videoclip-train",
-        {"dataset": "cbam3d.data.VideoClipDataset", "mode": "train", "decoding": "PyAV, seek to the clip"},
+        {"dataset": _DATASET, "mode": "train", "decoding": _SCALED},
         functools.partial(_video_clip_dataset, mode="train"),
     ),
     LoaderCase(
+        "videoclip-train-k4",
+        {"dataset": _DATASET, "mode": "train", "decoding": _SCALED, "clips_per_decode": 4},
+        functools.partial(_video_clip_dataset, mode="train", clips_per_decode=4),
+    ),
+    LoaderCase(
+        "prepared-train",
+        {"dataset": _DATASET, "mode": "train", "decoding": _SCALED, "file": _PREPARED},
+        functools.partial(_video_clip_dataset, mode="train", prepared=True),
+    ),
+    LoaderCase(
+        "prepared-train-k4",
+        {"dataset": _DATASET, "mode": "train", "decoding": _SCALED, "file": _PREPARED, "clips_per_decode": 4},
+        functools.partial(_video_clip_dataset, mode="train", prepared=True, clips_per_decode=4),
+    ),
+    LoaderCase(
+        "decord-train",
+        {"dataset": _DATASET, "mode": "train", "decoding": "decord, scaled while decoding"},
+        functools.partial(_video_clip_dataset, mode="train", decoder="decord"),
+        needs="decord",
+    ),
+    LoaderCase(
+        "decord-prepared-train",
+        {"dataset": _DATASET, "mode": "train", "decoding": "decord, scaled while decoding", "file": _PREPARED},
+        functools.partial(_video_clip_dataset, mode="train", prepared=True, decoder="decord"),
+        needs="decord",
+    ),
+    LoaderCase(
+        "pytorchvideo-train",
+        {
+            "dataset": "pytorchvideo.data.LabeledVideoDataset",
+            "mode": "train",
+            "decoding": "PyAV (pytorchvideo), random clip sampler, full-size RGB, resized in torch",
+        },
+        _pytorchvideo_dataset,
+        needs="pytorchvideo",
+    ),
+    LoaderCase(
         "videoclip-eval",
-        {"dataset": "cbam3d.data.VideoClipDataset", "mode": "eval", "decoding": "PyAV, seek to the clip"},
+        {"dataset": _DATASET, "mode": "eval", "decoding": _SCALED},
         functools.partial(_video_clip_dataset, mode="eval"),
     ),
 )
 
 
-def loader_names() -> list[str]:
-    """The names of :data:`LOADER_CASES`, in order."""
-    return [case.name for case in LOADER_CASES]
+def loader_names(*, available_only: bool = False) -> list[str]:
+    """The names of :data:`LOADER_CASES`, in order; with ``available_only``, of those whose ``needs`` is
+    installed."""
+    return [
+        case.name
+        for case in LOADER_CASES
+        if not available_only or case.needs is None or importlib.util.find_spec(case.needs) is not None
+    ]
 
 
 def make_benchmark_video(path: str | Path, video: GeneratedVideo = GeneratedVideo(), *, seed: int = 0) -> Path:
@@ -214,7 +321,7 @@ class LoadingSettings:
     clip: ClipSpec = field(default_factory=ClipSpec)
     clips: int = 40
     decode_threads: int = 1
-    loaders: list[str] = field(default_factory=loader_names)
+    loaders: list[str] = field(default_factory=lambda: loader_names(available_only=True))
 
 
 def run_loading(
@@ -231,6 +338,10 @@ def run_loading(
     unknown = sorted(set(settings.loaders) - set(loader_names()))
     if unknown:
         raise ValueError(f"unknown loaders {unknown}; expected some of {loader_names()}")
+    missing = sorted(set(settings.loaders) - set(loader_names(available_only=True)))
+    if missing:
+        needs = {case.name: case.needs for case in LOADER_CASES}
+        raise ValueError(f"loaders {missing} need {sorted({needs[name] for name in missing})}, which is not installed")
     # One torch thread, as DataLoader gives each worker process.
     with tempfile.TemporaryDirectory(prefix="cbam3d-loading-") as scratch, torch_threads(1):
         video = settings.video or make_benchmark_video(Path(scratch) / "benchmark.mp4", settings.generated)

@@ -8,6 +8,9 @@ For each :class:`Variant` of a case, :func:`measure_case` fills a :class:`Result
   and as a multiple of the input's size;
 - ``peak_mb`` (CUDA only): the peak memory allocated during a training step, above what was allocated before it.
 
+On CUDA, 5D inputs and the networks are in ``channels_last_3d``, as training runs them there (cuDNN's fastest 3D
+convolutions, in bf16 / fp16, take that layout).
+
 The timed repeats of all variants are interleaved, so that noise from other processes hits every variant alike.
 :func:`add_ratios` then relates every variant to the case's baseline.
 """
@@ -103,8 +106,9 @@ def measure_case(case: str, variants: Sequence[Variant], *, shape: Sequence[int]
     """Measure every variant on one random input of ``shape``, interleaving the timed repeats."""
     device = timing.device
     torch.manual_seed(0)
-    x = torch.randn(*shape, device=device)
-    modules = [variant.make().to(device).train() for variant in variants]
+    memory_format = torch.channels_last_3d if device.type == "cuda" and len(shape) == 5 else torch.contiguous_format
+    x = torch.randn(*shape, device=device).contiguous(memory_format=memory_format)
+    modules = [variant.make().to(device, memory_format=memory_format).train() for variant in variants]
     grad_out = {}
 
     def autocast():

@@ -84,8 +84,10 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
 
 def run_peers(settings: Settings, log: Callable[[str], None] = print) -> list[Result]:
     """The peers' block cases (ratios against each case's baseline), then the whole training steps, of
-    ``settings``, without autocast; ``log`` gets the rows of each case and a note for each peer left out."""
-    timing = Timing(torch.device(settings.device), settings.repeats, settings.warmup)
+    ``settings``, under autocast to ``settings.amp`` as :func:`run`; ``log`` gets the rows of each case and a note
+    for each peer left out."""
+    amp = AMP_DTYPES[settings.amp] if settings.amp else None
+    timing = Timing(torch.device(settings.device), settings.repeats, settings.warmup, amp)
     results = []
     for case in peer_cases(settings.peer_shape_3d, settings.peer_shape_2d, settings.kernel_size):
         variants = peer_variants(case, compile_blocks=settings.compile_blocks, note=log)

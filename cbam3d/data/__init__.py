@@ -1,4 +1,5 @@
-"""Video data: finding labelled videos, decoding clips with PyAV, transforms, and the built-in demo data set.
+"""Video data: finding labelled videos, decoding clips with PyAV, transforms, a training-friendly copy of a data
+set (``prepare_dataset``, ``cbam3d prepare``), and the built-in demo data set.
 
 Needs the ``video`` extra (torchvision, av, numpy, scikit-learn): ``pip install cbam3d[video]``.
 ``import cbam3d`` does not import this sub-package.
@@ -16,14 +17,17 @@ Typical use::
 """
 
 from .dataset import VideoClipDataset, collate_clips
+from .decoders import DECODERS, available_decoders, decode_error, open_video, read_clip
 from .decoding import VideoDecodeError, VideoInfo, VideoReader
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, demo_cache_dir, ensure_demo_dataset
 from .discovery import SPLITS, discover_videos
 from .encoding import write_video
 from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, FrameFolderReader
-from .reading import decode_error, open_video, read_clip
+from .prepare import EncodeSettings, PrepareReport, prepare_dataset
+from .probing import unopenable_videos
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
 from .sampling import clip_span, eval_clip_indices, overview_clip_indices, train_clip_indices
+from .splitting import videos_in
 from .transforms import (
     AUGMENTATIONS,
     KINETICS_MEAN,
@@ -37,6 +41,7 @@ from .transforms import (
 __all__ = [
     "AUGMENTATIONS",
     "DATASET_INFO_FILE",
+    "DECODERS",
     "DEFAULT_FRAME_FPS",
     "DEMO_CLASSES",
     "DEMO_VARIANTS",
@@ -46,13 +51,16 @@ __all__ = [
     "SPLITS",
     "VIDEO_EXTENSIONS",
     "ClipAugmentation",
+    "EncodeSettings",
     "FrameFolderReader",
+    "PrepareReport",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoInfo",
     "VideoReader",
     "VideoRecord",
     "VideoSplit",
+    "available_decoders",
     "clip_span",
     "collate_clips",
     "decode_error",
@@ -63,8 +71,11 @@ __all__ = [
     "eval_transform",
     "open_video",
     "overview_clip_indices",
+    "prepare_dataset",
     "read_clip",
     "train_clip_indices",
     "train_transform",
+    "unopenable_videos",
+    "videos_in",
     "write_video",
 ]

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .records import VideoRecord, VideoSplit
+from .records import VideoRecord, VideoSplit, class_name_problem
 from .splitting import is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
 
 __all__ = ["KNOWN_COLUMNS", "CsvAnnotations", "find_csv_annotations", "records_from_csv"]
@@ -123,9 +123,11 @@ def _read_rows(csv_file: Path) -> list[_Row]:
             if "labels" in fields:
                 labels = tuple(name.strip() for name in fields["labels"].split(LABEL_SEPARATOR) if name.strip())
             else:
-                labels = (fields["label"],) if fields.get("label") else ()
-            if not labels:
-                raise ValueError(f"{csv_file}, line {line_number}: empty label")
+                labels = (fields.get("label", ""),)
+            for label in labels or ("",):
+                problem = class_name_problem(label)
+                if problem is not None:
+                    raise ValueError(f"{csv_file}, line {line_number}: the label {label!r} {problem}")
             split = fields.get("split") or None
             if split is not None:
                 if split.lower() not in _SPLIT_VALUES:

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from .decoders import check_decoder, open_video
 from .decoding import VideoDecodeError, VideoInfo
-from .reading import open_video
 from .records import VideoRecord
-from .sampling import eval_clip_indices, train_clip_indices
-from .transforms import NO_AUGMENTATION, ClipAugmentation, eval_transform, train_transform
+from .sampling import clip_span, eval_clip_indices, train_clip_indices
+from .transforms import NO_AUGMENTATION, ClipAugmentation, eval_transform, train_short_sides, train_transform
 
 __all__ = ["VideoClipDataset", "collate_clips"]
 
@@ -43,7 +43,18 @@ class VideoClipDataset(Dataset):
     T = ``frames`` and H = W = ``size``, plus ``"targets": float32 (num_classes,)``, the multi-hot vector of the
     video's labels, when ``num_classes`` is given (multi-label data); average the scores of the items sharing
     a ``video_index`` to get video-level predictions. A record may be a video file or a frame folder (read
-    alike, see :func:`cbam3d.data.open_video`).
+    alike, see :func:`cbam3d.data.open_video`). In train mode with ``clips_per_decode`` K > 1, an item is a list
+    of K such dicts: K clips drawn from one decode of a window twice a clip's span (each clip at its own random
+    position in the window, a whole number of sampling steps from the others, with its own crop, flip and
+    augmentation draw; the short side is drawn once per decode); :func:`collate_clips` stacks them as K samples.
+
+    Decoding: the frames are decoded with ``decoder`` (see :mod:`cbam3d.data.decoders`). With
+    ``fast_decoding`` (the default), frames before the clip that no frame refers to are not decoded, and, in
+    train mode with the built-in transform, the decoder scales the frames in its RGB conversion to a short side
+    drawn from :func:`~cbam3d.data.transforms.train_short_sides`, so the transform only crops, flips and
+    normalises (eval mode resizes in torch, exactly as prediction and the attention maps do).
+    ``fast_decoding=False`` decodes every frame from the key frame, converts them at full size and resizes in
+    torch: the loader as it was before, kept to be measured against (``cbam3d benchmark --data``).
 
     A file that cannot be decoded gives a ``warnings.warn`` naming it (once per file and process) and one more
     in :attr:`skipped` (each DataLoader worker process holds its own copy). In train mode the item is then read
@@ -67,6 +78,9 @@ class VideoClipDataset(Dataset):
         eval_resize: eval mode's short side before cropping (see :func:`eval_transform`); ``size`` when None.
         decode_threads: FFmpeg threads per file; keep 1 with DataLoader workers.
         num_classes: give items multi-hot ``targets`` of this many classes (multi-label training); None: not.
+        decoder: a name of :data:`~cbam3d.data.decoders.DECODERS` (installed).
+        fast_decoding: skip unreferenced frames and let the decoder scale (see above).
+        clips_per_decode: train mode only; clips per item, all from one decode (see above).
     """
 
     def __init__(
@@ -86,6 +100,9 @@ class VideoClipDataset(Dataset):
         eval_resize: int | None = None,
         decode_threads: int = 1,
         num_classes: int | None = None,
+        decoder: str = "pyav",
+        fast_decoding: bool = True,
+        clips_per_decode: int = 1,
     ) -> None:
         records = list(records)
         if not records:
@@ -98,6 +115,7 @@ class VideoClipDataset(Dataset):
             "size": size,
             "clips_per_video": clips_per_video,
             "crops_per_clip": crops_per_clip,
+            "clips_per_decode": clips_per_decode,
         }.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -105,12 +123,21 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if mode == "train" and crops_per_clip != 1:
             raise ValueError("crops_per_clip applies to eval mode only; train mode takes one random crop")
+        if mode == "eval" and clips_per_decode != 1:
+            raise ValueError("clips_per_decode applies to train mode only; eval mode's clips are fixed")
+        check_decoder(decoder)
         self.records = records
         self.frames, self.sampling_rate, self.size, self.mode = frames, sampling_rate, size, mode
         self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
-        self.decode_threads = decode_threads
         self.augmentation = augmentation
         self.num_classes = num_classes
+        self.decode_threads, self.decoder, self.clips_per_decode = decode_threads, decoder, clips_per_decode
+        #: The short sides the decoder scales to, one drawn per decode; None: full-size frames.
+        self.decoded_short_sides: list[int] | None = None
+        self.fast_decoding = fast_decoding
+        # Eval mode resizes in torch, as prediction and the attention maps do: the same clip everywhere.
+        if transform is None and fast_decoding and mode == "train":
+            self.decoded_short_sides = train_short_sides(size, train_scale)
         self.transforms = self._build_transforms(transform, flip, train_scale, eval_resize)
         self.skipped = 0
         self._reported: set[str] = set()
@@ -124,10 +151,15 @@ class VideoClipDataset(Dataset):
         eval_resize: int | None,
     ) -> list[Transform]:
         if transform is None:
+            presized = self.decoded_short_sides is not None
             if self.mode == "train":
-                return [train_transform(self.size, flip=flip, scale=train_scale, augmentation=self.augmentation)]
+                return [
+                    train_transform(
+                        self.size, flip=flip, scale=train_scale, augmentation=self.augmentation, presized=presized
+                    )
+                ]
             return [
-                eval_transform(self.size, crop_position=p, resize=eval_resize)
+                eval_transform(self.size, crop_position=p, resize=eval_resize, presized=presized)
                 for p in _crop_positions(self.crops_per_clip)
             ]
         if callable(transform):
@@ -150,36 +182,66 @@ class VideoClipDataset(Dataset):
         video, clip = divmod(video_clip, self.clips_per_video)
         return video, clip, crop
 
+    def _time_window(self, info: VideoInfo, record: VideoRecord) -> tuple[int, int]:
+        """``(first frame, number of frames)`` of the part of the file that clips are taken from."""
+        if record.start_sec is None:
+            return 0, info.num_frames
+        if record.start_sec * info.fps >= info.num_frames:
+            raise VideoDecodeError(
+                f"{record.path}: the clip's time range starts at {record.start_sec} s, after the video's end "
+                f"({info.num_frames / info.fps:.2f} s)"
+            )
+        first = int(math.floor(record.start_sec * info.fps))
+        end = min(int(math.ceil(record.end_sec * info.fps)), info.num_frames)
+        return first, max(end - first, 1)
+
     def _clip_indices(self, info: VideoInfo, record: VideoRecord, clip: int) -> list[int]:
-        offset, length = 0, info.num_frames
-        if record.start_sec is not None:
-            if record.start_sec * info.fps >= info.num_frames:
-                raise VideoDecodeError(
-                    f"{record.path}: the clip's time range starts at {record.start_sec} s, after the video's end "
-                    f"({info.num_frames / info.fps:.2f} s)"
-                )
-            first = int(math.floor(record.start_sec * info.fps))
-            end = min(int(math.ceil(record.end_sec * info.fps)), info.num_frames)
-            offset, length = first, max(end - first, 1)
+        offset, length = self._time_window(info, record)
         if self.mode == "train":
             return train_clip_indices(length, self.frames, self.sampling_rate, offset=offset)
         return eval_clip_indices(length, self.frames, self.sampling_rate, self.clips_per_video, offset=offset)[clip]
 
+    def _decode_clips(self, info: VideoInfo, record: VideoRecord, clip: int) -> list[list[int]]:
+        """The frame indices of the clips one decode gives: one clip, or ``clips_per_decode`` random clips in a
+        random window twice a clip's span (the whole time window when it is shorter). The clips of one window
+        start a whole number of ``sampling_rate`` steps apart, so they share frames: fewer to convert to RGB."""
+        if self.clips_per_decode == 1:
+            return [self._clip_indices(info, record, clip)]
+        offset, length = self._time_window(info, record)
+        span = clip_span(self.frames, self.sampling_rate)
+        window = min(length, 2 * span)
+        start = offset + int(torch.randint(length - window + 1, (1,)))
+        if window < span:  # a short video: each clip spreads over all of it
+            return [train_clip_indices(window, self.frames, self.sampling_rate, offset=start)] * self.clips_per_decode
+        steps = torch.randint((window - span) // self.sampling_rate + 1, (self.clips_per_decode,)).tolist()
+        return [
+            list(range(start + step * self.sampling_rate, start + step * self.sampling_rate + span, self.sampling_rate))
+            for step in steps
+        ]
+
     def clip_indices_for(self, video_index: int, clip_index: int = 0) -> list[int]:
         """Frame indices that clip ``clip_index`` of video ``video_index`` takes (a fresh draw in train mode)."""
         record = self.records[video_index]
-        with open_video(record.path, fps=record.fps, threads=self.decode_threads) as reader:
+        with open_video(record.path, decoder=self.decoder, fps=record.fps, threads=self.decode_threads) as reader:
             return self._clip_indices(reader.info, record, clip_index)
 
-    def _frames(self, video: int, clip: int) -> torch.Tensor:
+    def _frames(self, video: int, clip: int) -> list[torch.Tensor]:
+        """uint8 (T, C, H, W) frames of each clip of one decode (see :meth:`_decode_clips`)."""
         key = (video, clip)
         if self.mode == "eval" and self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+            return [self._cache[1]]
         record = self.records[video]
-        with open_video(record.path, fps=record.fps, threads=self.decode_threads) as reader:
-            frames = reader.read(self._clip_indices(reader.info, record, clip))
+        with open_video(record.path, decoder=self.decoder, fps=record.fps, threads=self.decode_threads) as reader:
+            clips = self._decode_clips(reader.info, record, clip)
+            short_side = None
+            if self.decoded_short_sides is not None:
+                short_side = self.decoded_short_sides[int(torch.randint(len(self.decoded_short_sides), (1,)))]
+            wanted = sorted({index for indices in clips for index in indices})
+            decoded = reader.read(wanted, short_side=short_side, skip_unreferenced=self.fast_decoding)
+        row_of = {index: row for row, index in enumerate(wanted)}
+        frames = [decoded[[row_of[index] for index in indices]] for indices in clips]
         if self.mode == "eval" and self.crops_per_clip > 1:
-            self._cache = (key, frames)
+            self._cache = (key, frames[0])
         return frames
 
     def _candidates(self, video: int) -> list[int]:
@@ -195,26 +257,33 @@ class VideoClipDataset(Dataset):
             self._reported.add(str(record.path))
             warnings.warn(f"skipping unreadable video {record.path}: {error}", RuntimeWarning, stacklevel=3)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, index: int) -> dict[str, Any] | list[dict[str, Any]] | None:
         video, clip, crop = self.locate(index)
         unreadable: list[str] = []
         for candidate in self._candidates(video):
             record = self.records[candidate]
             try:
-                frames = self._frames(candidate, clip)
+                clips = self._frames(candidate, clip)
             except VideoDecodeError as error:
                 self._report_unreadable(record, error)
                 unreadable.append(str(record.path))
                 continue
-            item = {"video": self.transforms[crop](frames), "label": record.label, "video_index": candidate}
+            items = [
+                {"video": self.transforms[crop](frames), "label": record.label, "video_index": candidate}
+                for frames in clips
+            ]
             if self.num_classes is not None:
-                item["targets"] = torch.zeros(self.num_classes).index_fill_(0, torch.tensor(record.labels), 1.0)
-            return {**item, "unreadable": unreadable}
+                targets = torch.zeros(self.num_classes).index_fill_(0, torch.tensor(record.labels), 1.0)
+                items = [{**item, "targets": targets} for item in items]
+            # the videos passed over are named once, by the first clip
+            items = [{**item, "unreadable": unreadable if k == 0 else []} for k, item in enumerate(items)]
+            return items[0] if self.clips_per_decode == 1 else items
         return None
 
 
-def collate_clips(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
-    """Stack dataset items into a batch, dropping the ``None`` of skipped (unreadable) videos.
+def collate_clips(items: Sequence[dict[str, Any] | list[dict[str, Any]] | None]) -> dict[str, Any]:
+    """Stack dataset items into a batch, dropping the ``None`` of skipped (unreadable) videos; an item that is a
+    list of clips (``clips_per_decode`` > 1) gives one sample per clip.
 
     Returns:
         ``{"video": float (N, C, T, H, W), "label": int64 (N,), "video_index": int64 (N,), "skipped": int,
@@ -223,6 +292,7 @@ def collate_clips(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
         replaced past, ``unreadable`` names the latter. When every item was dropped, N = 0 and ``video`` has
         shape (0, 0, 0, 0, 0): a training step should then do nothing but count.
     """
+    items = [clip for item in items for clip in (item if isinstance(item, list) else [item])]
     kept = [dict(item) for item in items if item is not None]
     unreadable = [path for item in kept for path in item.pop("unreadable", ())]
     skipped = len(items) - len(kept) + len(unreadable)

@@ -1,11 +1,13 @@
 """Reading the frames of one clip from a video file with PyAV.
 
 Why PyAV directly rather than pytorchvideo's ``EncodedVideo``: a clip here is a list of frame indices, and
-:class:`VideoReader` seeks to the key frame before the first index, decodes forward only until the last one,
-and converts to RGB only the frames the clip keeps. Memory is bounded by one clip, whatever the file's length;
-:meth:`VideoReader.frames` streams through a whole file one frame at a time (sliding-window prediction).
-(``EncodedVideo`` works in seconds, converts every decoded frame and, with its default settings, decodes the
-whole file up front.) Errors from FFmpeg become :class:`VideoDecodeError`, naming the file.
+:class:`VideoReader` seeks to the key frame before the first index, decodes forward only until the last one, skips
+the frames before the clip that no other frame refers to (``skip_frame="NONREF"``: the B-frames of a typical H.264
+file, about half of the frames from the key frame to the clip), and converts to RGB only the frames the clip keeps,
+scaled in the same libswscale pass when a short side is asked for. Memory is bounded by one clip, whatever the
+file's length; :meth:`VideoReader.frames` streams through a whole file one frame at a time (sliding-window
+prediction). (``EncodedVideo`` works in seconds, converts every decoded frame and, with its default settings,
+decodes the whole file up front.) Errors from FFmpeg become :class:`VideoDecodeError`, naming the file.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader"]
+__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "scaled_size"]
 
 
 class VideoDecodeError(RuntimeError):
@@ -36,6 +38,16 @@ class VideoInfo:
     fps: float
     height: int
     width: int
+
+
+def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(height, width)`` with the short side set to ``short_side`` and the aspect ratio kept, the long side
+    rounded down as ``torchvision.transforms.v2.Resize(short_side)`` rounds it."""
+    if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:
+        raise ValueError(f"short_side must be a positive int, got {short_side!r}")
+    if height <= width:
+        return short_side, max(int(short_side * width / height), 1)
+    return max(int(short_side * height / width), 1), short_side
 
 
 class VideoReader:
@@ -60,6 +72,9 @@ class VideoReader:
             if not self._container.streams.video:
                 raise VideoDecodeError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            # AVI stores no presentation timestamps: FFmpeg guesses them from the decode order, which is not the
+            # display order once B-frames reorder the stream. There the display order itself is the timeline.
+            self._display_order = self._container.format.name == "avi" and bool(self._stream.codec_context.has_b_frames)
             self._stream.thread_count = threads
             if threads != 1:
                 self._stream.thread_type = "AUTO"
@@ -114,46 +129,85 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: a decoded frame has no timestamp")
         return float((frame.pts - start_pts) * time_base)
 
-    def _decode(self, wanted: list[int], *, seek: bool) -> dict[int, np.ndarray]:
-        """Frame index -> RGB array for the sorted ``wanted`` indices, chosen by timestamp.
+    def _shown(self, frames: Iterator[av.VideoFrame], size: tuple[int, int] | None) -> Iterator[_ShownFrame]:
+        """Each decoded frame with when it is shown: by its timestamp, or by its place in display order (counted
+        from the stream's first frame, so the caller decodes from the start) where timestamps are those of the
+        decode order. ``size``: the (H, W) of its RGB array; None: the file's."""
+        if self._display_order:
+            fps = self.info.fps
+            for ordinal, frame in enumerate(frames):
+                yield _ShownFrame(frame, ordinal / fps, size)
+            return
+        time_base, start_pts = self._stream.time_base, self._stream.start_time or 0
+        for frame in frames:
+            yield _ShownFrame(frame, self._seconds(frame, start_pts, time_base), size)
+
+    def _decode(
+        self, wanted: list[int], *, seek: bool, size: tuple[int, int] | None, skip: bool
+    ) -> dict[int, np.ndarray]:
+        """Frame index -> RGB array ((H, W) = ``size`` when given) for the sorted ``wanted`` indices, chosen by
+        timestamp.
 
         Index ``i`` stands for the time ``i / fps`` after the stream's start and gets the frame whose timestamp
         is nearest to it, so variable-frame-rate files (phones write them) decode as well as constant-rate
-        ones, whose frame ``i`` is shown at exactly that time. Empty when seeking landed more than half a frame
-        after the first wanted time.
+        ones, whose frame ``i`` is shown at exactly that time (an AVI with B-frames: frame ``i`` in display order,
+        decoded from the start). Empty when seeking landed more than half a frame after the first wanted time.
+
+        With ``skip``, packets shown more than two frames before the first wanted time are decoded with
+        ``skip_frame="NONREF"``: a frame no other frame refers to cannot be part of the clip or shape a frame
+        that is, so it need not be decoded at all.
         """
         stream = self._stream
-        time_base = stream.time_base
-        start_pts = stream.start_time or 0
+        context = stream.codec_context
         fps = self.info.fps
+        # In display order every frame from the start is counted, so none may be skipped or sought past.
+        seek = seek and not self._display_order
+        skip = skip and not self._display_order
+        start_pts = stream.start_time or 0
         if seek:
-            target = start_pts + int(math.floor(wanted[0] / fps / time_base))
+            target = start_pts + int(math.floor(wanted[0] / fps / stream.time_base))
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         else:
             self._container.seek(0)
+        preroll_end = start_pts + (wanted[0] - 2) / fps / stream.time_base if skip else -math.inf
+
+        def decoded() -> Iterator[av.VideoFrame]:
+            for packet in self._container.demux(stream):
+                before_clip = packet.pts is not None and packet.pts < preroll_end
+                context.skip_frame = "NONREF" if before_clip else "DEFAULT"
+                yield from context.decode(packet)
+
         pending = deque(wanted)
         arrays: dict[int, np.ndarray] = {}
         previous: _ShownFrame | None = None
-        for frame in self._container.decode(stream):
-            current = _ShownFrame(frame, self._seconds(frame, start_pts, time_base))
-            if previous is None and seek and current.seconds > pending[0] / fps + 0.5 / fps:
-                return {}
-            while pending and current.seconds >= pending[0] / fps:
-                target = pending.popleft()
-                arrays[target] = current.nearer(previous, target / fps).rgb()
-            if not pending:
-                break
-            previous = current
+        try:
+            for current in self._shown(decoded(), size):
+                if previous is None and seek and current.seconds > pending[0] / fps + 0.5 / fps:
+                    return {}
+                while pending and current.seconds >= pending[0] / fps:
+                    target = pending.popleft()
+                    arrays[target] = current.nearer(previous, target / fps).rgb()
+                if not pending:
+                    return arrays
+                previous = current
+        finally:
+            context.skip_frame = "DEFAULT"
         if previous is not None:  # indices past the last decodable frame get the last one
             while pending:
                 arrays[pending.popleft()] = previous.rgb()
         return arrays
 
-    def read(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames at the given 0-based indices (any order, repeats allowed).
+    def read(
+        self, indices: Sequence[int], *, short_side: int | None = None, skip_unreferenced: bool = True
+    ) -> torch.Tensor:
+        """Frames at the given 0-based indices (any order, repeats allowed), scaled by libswscale in the RGB
+        conversion to a short side of ``short_side`` pixels (aspect ratio kept, see :func:`scaled_size`) when
+        it is given. ``skip_unreferenced=False`` decodes every frame from the key frame on (the same frames,
+        more slowly; kept to be measured against).
 
         Returns:
-            uint8 tensor of shape (T, C, H, W) with C = 3 (RGB), T = ``len(indices)``.
+            uint8 tensor of shape (T, C, H, W) with C = 3 (RGB), T = ``len(indices)``, (H, W) the file's or
+            ``scaled_size(height, width, short_side)``.
             Index ``i`` is the frame shown nearest to the time ``i / fps`` (frame ``i`` of a constant-rate
             file). An index past the last decodable frame (containers sometimes overstate the frame count)
             gets the last decoded frame.
@@ -168,10 +222,11 @@ class VideoReader:
             raise ValueError(f"frame indices must be >= 0, got {min(wanted)}")
         ordered = sorted(wanted)
         first, last = ordered[0], ordered[-1]
+        size = None if short_side is None else scaled_size(self.info.height, self.info.width, short_side)
         try:
-            arrays = self._decode(ordered, seek=first > 0)
+            arrays = self._decode(ordered, seek=first > 0, size=size, skip=skip_unreferenced)
             if not arrays and first > 0:  # seeking failed on this file: decode from the start instead
-                arrays = self._decode(ordered, seek=False)
+                arrays = self._decode(ordered, seek=False, size=size, skip=skip_unreferenced)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
         if not arrays:
@@ -190,14 +245,12 @@ class VideoReader:
         Raises:
             VideoDecodeError: FFmpeg fails.
         """
-        stream = self._stream
-        time_base, start_pts = stream.time_base, stream.start_time or 0
         try:
             self._container.seek(0)
-            for frame in self._container.decode(stream):
-                index = int(round(self._seconds(frame, start_pts, time_base) * self.info.fps))
+            for shown in self._shown(self._container.decode(self._stream), None):
+                index = int(round(shown.seconds * self.info.fps))
                 if keep is None or keep(index):
-                    yield index, torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    yield index, torch.from_numpy(shown.rgb()).permute(2, 0, 1)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
 
@@ -223,15 +276,20 @@ def _tag_seconds(text: str | None) -> float | None:
 
 
 class _ShownFrame:
-    """A decoded frame, its time in seconds from the stream's start, and its RGB array once asked for."""
+    """A decoded frame, its time in seconds from the stream's start, and its RGB array (of (H, W) = ``size``
+    when given) once asked for."""
 
-    def __init__(self, frame: av.VideoFrame, seconds: float) -> None:
-        self.frame, self.seconds = frame, seconds
+    def __init__(self, frame: av.VideoFrame, seconds: float, size: tuple[int, int] | None) -> None:
+        self.frame, self.seconds, self.size = frame, seconds, size
         self._rgb: np.ndarray | None = None
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
-            self._rgb = self.frame.to_ndarray(format="rgb24")
+            if self.size is None:
+                self._rgb = self.frame.to_ndarray(format="rgb24")
+            else:  # one libswscale pass converts and scales
+                height, width = self.size
+                self._rgb = self.frame.to_ndarray(width=width, height=height, format="rgb24")
         return self._rgb
 
     def nearer(self, previous: _ShownFrame | None, seconds: float) -> _ShownFrame:

@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from cbam3d.utils.atomic import check_output_folder
+from cbam3d.utils.errors import UsageError
 from cbam3d.utils.threads import torch_threads
 
 from .discovery import DATASET_INFO_FILE
@@ -320,6 +322,14 @@ def ensure_demo_dataset(
     expected = _dataset_info(seed, train_per_class, test_per_class, variant)
     if _existing_matches(target, expected):
         return target
+    try:
+        check_output_folder(target.parent)
+    except ValueError as error:
+        if root is None:
+            raise UsageError(
+                f"the demo set's cache folder cannot hold it: {error}; set CBAM3D_CACHE to a writable folder"
+            ) from None
+        raise UsageError(f"the demo set's folder cannot be written: {error}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if progress:

@@ -31,16 +31,15 @@ a warning).
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import warnings
 from pathlib import Path
 
 from .annotations import find_csv_annotations, records_from_csv
-from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, dataset_info, frame_folder_fps, is_frame_folder, is_frame_name
+from .frames import DATASET_INFO_FILE, DEFAULT_FRAME_FPS, dataset_info, frame_folder_fps, is_frame_folder
 from .json_layouts import find_ssv2, ssv2_split, three_d_resnets_split
 from .records import VIDEO_EXTENSIONS, VideoRecord, VideoSplit
-from .splitting import SPLITS, is_video, natural_sorted, read_list_file, stratified_holdout, warn_missing
+from .splitting import SPLITS, is_video, natural_sorted, read_list_file, stratified_holdout, videos_in, warn_missing
 
 __all__ = ["DATASET_INFO_FILE", "SPLITS", "discover_videos"]
 
@@ -178,24 +177,12 @@ def _find_split_lists(root: Path, annotations: Path | None, split: str, fold: in
     return None
 
 
-def _videos_under(folder: Path) -> list[Path]:
-    """The video files and frame folders anywhere under ``folder`` (a frame folder's own sub-folders aside)."""
-    found = []
-    for parent, folders, names in os.walk(folder):
-        if any(is_frame_name(name) for name in names):
-            found.append(Path(parent))
-            folders.clear()
-        else:
-            found.extend(Path(parent) / name for name in names if is_video(Path(name)))
-    return found
-
-
 def _class_folders(root: Path, split: str, val_fraction: float, seed: int) -> VideoSplit:
     videos_by_class: dict[str, list[Path]] = {}
     empty: list[str] = []
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
-            videos = sorted(_videos_under(folder), key=lambda p: p.as_posix())
+            videos = videos_in(folder)
             if videos:
                 videos_by_class[folder.name] = videos
             else:

@@ -7,10 +7,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["rgb_to_yuv420p", "write_video"]
+__all__ = ["pick_h264_encoder", "rgb_to_yuv420p", "write_video"]
 
 
-def _pick_h264_encoder() -> str:
+def pick_h264_encoder() -> str:
     for name in ("libx264", "h264", "libopenh264"):
         try:
             av.codec.Codec(name, "w")
@@ -75,7 +75,7 @@ def write_video(
     if keyframe_interval is not None and keyframe_interval < 1:
         raise ValueError(f"keyframe_interval must be at least 1 frame, got {keyframe_interval}")
     path = Path(path)
-    codec = _pick_h264_encoder()
+    codec = pick_h264_encoder()
     with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

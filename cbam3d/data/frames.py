@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.transforms.v2.functional import resize
 
-from .decoding import VideoDecodeError, VideoInfo
+from .decoding import VideoDecodeError, VideoInfo, scaled_size
 
 __all__ = [
     "DATASET_INFO_FILE",
@@ -135,9 +136,13 @@ class FrameFolderReader:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise VideoDecodeError(f"cannot decode the frames of {self.path}: {reason}") from error
 
-    def read(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames at the given 0-based indices (any order, repeats allowed) as uint8 (T, C, H, W) RGB; an index
-        past the last frame gets the last one, as for video files.
+    def read(
+        self, indices: Sequence[int], *, short_side: int | None = None, skip_unreferenced: bool = True
+    ) -> torch.Tensor:
+        """Frames at the given 0-based indices (any order, repeats allowed) as uint8 (T, C, H, W) RGB, resized
+        (antialiased) to a short side of ``short_side`` when given, as a video file's reader scales them; an index
+        past the last frame gets the last one, as for video files. ``skip_unreferenced`` is accepted for the
+        common interface: every JPEG stands alone.
 
         Raises:
             VideoDecodeError: a frame cannot be decoded, or the frames differ in size.
@@ -152,7 +157,11 @@ class FrameFolderReader:
         decoded = dict(zip(distinct, self._decode(distinct)))
         if len({frame.shape for frame in decoded.values()}) > 1:
             raise VideoDecodeError(f"the frames of {self.path} differ in size")
-        return torch.stack([decoded[i] for i in clipped])
+        frames = torch.stack([decoded[i] for i in clipped])
+        if short_side is None:
+            return frames
+        size = scaled_size(self.info.height, self.info.width, short_side)
+        return resize(frames, list(size), antialias=True)
 
     def frames(self, *, keep: Callable[[int], bool] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """``(index, uint8 (C, H, W) frame)`` for every frame index ``keep`` accepts, in order."""

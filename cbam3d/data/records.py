@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoRecord", "VideoSplit"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoRecord", "VideoSplit", "class_name_problem"]
 
 #: File name endings (lower case) treated as videos when a folder is scanned (.mts / .m2ts: camcorders'
 #: MPEG transport streams).
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".3gp", ".wmv", ".mts", ".m2ts"}
 )
+
+
+# Right-to-left overrides and isolates reorder how the text around them is shown (a name that reads as another).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def class_name_problem(name: str) -> str | None:
+    """What makes ``name`` unfit as a class name, or None: class names are printed and written to files, where a
+    control character (a newline, a tab, an escape, a bidirectional override) fakes or hides output."""
+    if not name.strip():
+        return "is empty"
+    for character in name:
+        if unicodedata.category(character) == "Cc" or character in _BIDI_CONTROLS:
+            return f"holds the control character U+{ord(character):04X}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,13 @@ class VideoSplit:
     layout: str = "folder"
     root: Path | None = None
     multi_label: bool = False
+
+    def __post_init__(self) -> None:
+        for name in self.class_names:
+            problem = class_name_problem(name)
+            if problem is not None:
+                where = f" under {self.root}" if self.root is not None else ""
+                raise ValueError(f"class name {name!r}{where} {problem}: rename it")
 
     @property
     def num_classes(self) -> int:

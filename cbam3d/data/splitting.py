@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 import zlib
 from collections import defaultdict
@@ -9,15 +10,37 @@ from pathlib import Path
 
 import numpy as np
 
+from .frames import is_frame_name
 from .records import VIDEO_EXTENSIONS
 
-__all__ = ["SPLITS", "is_video", "natural_sorted", "read_list_file", "stratified_holdout", "warn_missing"]
+__all__ = [
+    "SPLITS",
+    "is_video",
+    "natural_sorted",
+    "read_list_file",
+    "stratified_holdout",
+    "videos_in",
+    "warn_missing",
+]
 
 SPLITS = ("train", "val", "test")
 
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def videos_in(folder: Path) -> list[Path]:
+    """The video files (by :data:`VIDEO_EXTENSIONS`, hidden files left out) and frame folders anywhere under
+    ``folder`` (a frame folder's own sub-folders aside), in path order: what a class folder of ``--data`` holds."""
+    found = []
+    for parent, folders, names in os.walk(folder):
+        if any(is_frame_name(name) for name in names):
+            found.append(Path(parent))
+            folders.clear()
+        else:
+            found.extend(Path(parent) / name for name in names if is_video(Path(name)))
+    return sorted(found, key=lambda p: p.as_posix())
 
 
 def read_list_file(path: Path) -> str:

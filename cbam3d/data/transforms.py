@@ -24,6 +24,7 @@ __all__ = [
     "ShortSideCrop",
     "ToNormalizedCTHW",
     "eval_transform",
+    "train_short_sides",
     "train_transform",
 ]
 
@@ -135,6 +136,16 @@ class ToNormalizedCTHW(torch.nn.Module):
         return cthw.sub_(self.mean).div_(self.std).contiguous()
 
 
+def train_short_sides(size: int, scale: tuple[float, float]) -> list[int]:
+    """The short sides a training clip is resized to, one drawn uniformly per clip: every integer in
+    ``[size * scale[0], size * scale[1]]`` (128..160 for size 112 and the default scale)."""
+    _check_size(size)
+    low, high = scale
+    if not 1.0 <= low <= high:
+        raise ValueError(f"scale must satisfy 1 <= scale[0] <= scale[1], got {scale}")
+    return list(range(int(round(size * low)), int(round(size * high)) + 1))
+
+
 def train_transform(
     size: int,
     *,
@@ -143,6 +154,7 @@ def train_transform(
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
     augmentation: ClipAugmentation = NO_AUGMENTATION,
+    presized: bool = False,
 ) -> v2.Compose:
     """Training augmentation: random short-side resize, random ``size`` crop, optional horizontal flip, the
     ``augmentation`` policy, normalise, optional random erasing; one draw of each for the whole clip.
@@ -156,13 +168,12 @@ def train_transform(
             whole short side.
         mean, std: per-channel normalisation.
         augmentation: RandAugment / TrivialAugment and random erasing (see :class:`ClipAugmentation`).
+        presized: the frames come already resized to a short side drawn from :func:`train_short_sides` (the
+            decoder scaled them): leave the resize out.
     """
-    _check_size(size)
-    low, high = scale
-    if not 1.0 <= low <= high:
-        raise ValueError(f"scale must satisfy 1 <= scale[0] <= scale[1], got {scale}")
-    short_sides = list(range(int(round(size * low)), int(round(size * high)) + 1))
-    steps: list[torch.nn.Module] = [v2.RandomShortestSize(min_size=short_sides, antialias=True), v2.RandomCrop(size)]
+    short_sides = train_short_sides(size, scale)
+    steps: list[torch.nn.Module] = [] if presized else [v2.RandomShortestSize(min_size=short_sides, antialias=True)]
+    steps.append(v2.RandomCrop(size))
     if flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     policy = augmentation.policy_transform()
@@ -182,6 +193,7 @@ def eval_transform(
     resize: int | None = None,
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
+    presized: bool = False,
 ) -> v2.Compose:
     """Deterministic evaluation transform: short side resized to ``resize``, one square ``size`` crop, normalise.
 
@@ -190,11 +202,12 @@ def eval_transform(
         crop_position: where along the long side the crop sits (0 = left/top, 0.5 = centre, 1 = right/bottom).
         resize: short-side length before cropping; ``size`` when None (the crop then spans the whole short side,
             as in multi-crop testing).
+        presized: the frames come with their short side already ``resize`` (the decoder scaled them): leave the
+            resize out.
     """
     _check_size(size)
     resize = size if resize is None else resize
     if resize < size:
         raise ValueError(f"resize ({resize}) must be >= size ({size})")
-    return v2.Compose(
-        [v2.Resize(resize, antialias=True), ShortSideCrop(size, crop_position), ToNormalizedCTHW(mean, std)]
-    )
+    steps: list[torch.nn.Module] = [] if presized else [v2.Resize(resize, antialias=True)]
+    return v2.Compose([*steps, ShortSideCrop(size, crop_position), ToNormalizedCTHW(mean, std)])

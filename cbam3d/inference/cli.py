@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cbam3d.utils.atomic import check_output_folder
 from cbam3d.utils.errors import UsageError
 
 from .evaluate import evaluate_checkpoint, format_report
@@ -108,7 +109,12 @@ def predict_parser() -> argparse.ArgumentParser:
         "for each window over the whole video too.",
     )
     parser.add_argument(
-        "videos", nargs="+", type=Path, metavar="VIDEO", help="video files or frame folders (image_00001.jpg ...)"
+        "videos",
+        nargs="+",
+        type=Path,
+        metavar="VIDEO",
+        help="video files or frame folders (image_00001.jpg ...) to classify, or folders of them (searched"
+        " recursively)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -178,6 +184,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     if args.window is None and (args.stride is not None or args.output is not None):
         parser.error("--stride and --output need --window SECONDS (sliding-window prediction)")
     try:
+        if args.output is not None:
+            check_output_folder(args.output)
         predictions = predict_files(
             args.videos,
             args.checkpoint,

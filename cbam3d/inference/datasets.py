@@ -41,6 +41,8 @@ def make_clip_dataset(
     augmentation: ClipAugmentation = NO_AUGMENTATION,
     eval_resize: int | None = None,
     num_classes: int | None = None,
+    clips_per_decode: int = 1,
+    decoder: str = "pyav",
 ) -> Dataset:
     """A ``cbam3d.data.VideoClipDataset`` of (C, T, H, W) clips.
 
@@ -48,7 +50,8 @@ def make_clip_dataset(
     ``size`` crop, horizontal flip if ``horizontal_flip``, then ``augmentation``. "eval" mode: ``clips_per_video``
     evenly spaced clips, short side resized to ``eval_resize`` (default ``size``), ``crops_per_clip`` crops along
     the long side (1: centre; 3: both ends and the centre). ``num_classes``: items carry multi-hot ``targets`` of
-    that many classes (multi-label data).
+    that many classes (multi-label data). ``decoder`` and (train mode) ``clips_per_decode``: see
+    ``cbam3d.data.VideoClipDataset``.
     """
 
     if mode == "train":
@@ -63,6 +66,8 @@ def make_clip_dataset(
             train_scale=train_scale,
             augmentation=augmentation,
             num_classes=num_classes,
+            clips_per_decode=clips_per_decode,
+            decoder=decoder,
         )
     return VideoClipDataset(
         records,
@@ -74,6 +79,7 @@ def make_clip_dataset(
         crops_per_clip=crops_per_clip,
         eval_resize=eval_resize,
         num_classes=num_classes,
+        decoder=decoder,
     )
 
 

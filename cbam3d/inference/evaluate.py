@@ -12,7 +12,7 @@ from cbam3d.utils.errors import UsageError
 
 from .checkpoint import is_multi_label, load_checkpoint
 from .datasets import checkpoint_eval_dataset, discover_split
-from .devices import inference_autocast_dtype, inference_device
+from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .plots import plot_confusion_matrix
 from .scoring import classification_report, multilabel_report, video_scores
 
@@ -69,6 +69,7 @@ def evaluate_checkpoint(
         model, info = load_checkpoint(checkpoint, map_location=torch_device)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from error
+    channels_last = prepare_for_clips(model, torch_device)
     if compile:
         model.compile()
     trained = info.get("config", {})
@@ -116,7 +117,7 @@ def evaluate_checkpoint(
         batch_size=batch_size,
         num_workers=num_workers,
         autocast_dtype=inference_autocast_dtype(torch_device),
-        channels_last=torch_device.type == "cuda",
+        channels_last=channels_last,
         multi_label=multi_label,
     )
     if multi_label:

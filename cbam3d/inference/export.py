@@ -7,16 +7,24 @@ written file (onnxruntime for ONNX, ``torch.export.load`` for ``.pt2``) on rando
 is dynamic; frames, height and width are the checkpoint's.
 
 ``load_exported`` reads such a pair back for ``cbam3d predict``: no network code is needed for ONNX.
+
+The model and its JSON change together or not at all: the model is written and checked under a temporary
+name, the JSON records the model file's SHA-256, and only then are both moved into place. A failed check
+leaves the previous pair untouched, and a model whose JSON belongs to another export (a kill between the two
+renames) is refused by ``load_exported`` rather than run with another network's class names.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cbam3d.utils.atomic import atomic_write, atomic_write_json
+from cbam3d.utils.atomic import atomic_write, atomic_write_json, check_output_folder
 
 from .checkpoint import is_multi_label, load_checkpoint
 
@@ -43,7 +51,8 @@ __all__ = [
 
 EXPORT_FORMATS = {"onnx": ".onnx", "pt2": ".pt2"}
 EXPORT_INFO_FORMAT = "cbam3d.exported-video-classifier"
-EXPORT_INFO_VERSION = 1
+EXPORT_INFO_VERSION = 2
+"""Version 2 adds ``model_sha256``; version 1 files (without it) are still read, unchecked."""
 INPUT_NAME, OUTPUT_NAME = "video", "logits"
 INPUT_LAYOUT = "N, C, T, H, W"
 #: Clips in the example the network is traced with (2: a batch of 1 would be specialised to a constant).
@@ -111,6 +120,37 @@ def _write_pt2(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     atomic_write(path, lambda file: torch.export.save(program, file))
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _staging_path(output: Path) -> Iterator[Path]:
+    """A free temporary path beside ``output`` with its suffix (the runtimes go by it), removed on exit unless
+    it was moved into place."""
+    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=f".tmp{output.suffix}", dir=output.parent)
+    os.close(fd)
+    staged = Path(name)
+    try:
+        yield staged
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staged.unlink()
+
+
+def _check_output(output: Path, format: str) -> None:
+    """Refuse, before any work, an output the model cannot be written to."""
+    if output.suffix != EXPORT_FORMATS[format]:
+        raise ValueError(f"output {output} must end in {EXPORT_FORMATS[format]} for format {format}")
+    if output.is_dir():
+        raise ValueError(f"output {output} is a folder: give the model file's path")
+    check_output_folder(output.parent)
+
+
 class ExportedClassifier:
     """An exported network and its JSON: ``classifier(video)`` maps (N, C, T, H, W) float32 clips, prepared as
     ``classifier.info["clip"]`` says, to (N, K) float32 logits, on the CPU.
@@ -124,6 +164,12 @@ class ExportedClassifier:
         if not self.path.is_file():
             raise FileNotFoundError(f"exported model {self.path}: no such file")
         self.info = _read_info(self.path) if info is None else info
+        recorded = self.info.get("model_sha256")
+        if recorded is not None and recorded != _sha256(self.path):
+            raise ValueError(
+                f"exported model {self.path} is not the one its {info_path(self.path).name} describes (an export "
+                "was interrupted between the two files): export it again"
+            )
         if self.path.suffix == EXPORT_FORMATS["onnx"]:
             _require_export_extra("onnxruntime", purpose=f"running {self.path.name}")
             # Deferred: onnxruntime comes with the optional ``export`` extra.
@@ -163,8 +209,8 @@ def load_exported(path: str | os.PathLike) -> ExportedClassifier:
     """An exported ``.onnx`` or ``.pt2`` model with the JSON beside it.
 
     Raises:
-        FileNotFoundError: no such model file. ValueError: its JSON is missing or was not written by cbam3d, or
-            onnxruntime is not installed for an ``.onnx``.
+        FileNotFoundError: no such model file. ValueError: its JSON is missing, was not written by cbam3d or
+            describes another model file (by its SHA-256), or onnxruntime is not installed for an ``.onnx``.
     """
     return ExportedClassifier(path)
 
@@ -222,40 +268,42 @@ def export_checkpoint(
 
     Raises:
         FileNotFoundError, ValueError: a missing or unusable checkpoint, an unknown format, a suffix that does
-            not match the format, a negative tolerance.
-        ExportMismatchError: the export's logits differ by more than ``tolerance``; nothing is left written.
+            not match the format, an output that cannot be written, a negative tolerance.
+        ExportMismatchError: the export's logits differ by more than ``tolerance``; nothing is written, and a
+            previous export at ``output`` is left as it was.
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {sorted(EXPORT_FORMATS)}, got {format!r}")
     output = Path(output)
-    if output.suffix != EXPORT_FORMATS[format]:
-        raise ValueError(f"output {output} must end in {EXPORT_FORMATS[format]} for format {format}")
+    _check_output(output, format)
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     model, info = load_checkpoint(checkpoint, map_location="cpu")
-    example = _random_clips(info["clip"], batch=TRACE_BATCH, seed=0)
-    (_write_onnx if format == "onnx" else _write_pt2)(model, example, output)
-
-    description = _describe(info, format=format, model_file=output.name)
-    check = _random_clips(info["clip"], batch=CHECK_BATCH, seed=1)
-    with torch.inference_mode():
-        expected = model(check)
-    exported = ExportedClassifier(output, info=description)(check)
-    difference = float((exported - expected).abs().max())
-    if not difference <= tolerance:
-        output.unlink()
-        raise ExportMismatchError(
-            f"the {format} export of {checkpoint} differs from the PyTorch network by up to {difference:.3g} "
-            f"(tolerance {tolerance:g}); nothing written"
-        )
-    runtime = "onnxruntime" if format == "onnx" else "torch.export.load"
-    description["check"] = {
-        "max_abs_difference": difference,
-        "tolerance": tolerance,
-        "clips": CHECK_BATCH,
-        "compared": f"logits of the written file ({runtime}) against the PyTorch network, random clips",
-        "torch": torch.__version__,
-    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _staging_path(output) as staged:
+        example = _random_clips(info["clip"], batch=TRACE_BATCH, seed=0)
+        (_write_onnx if format == "onnx" else _write_pt2)(model, example, staged)
+        description = _describe(info, format=format, model_file=output.name)
+        check = _random_clips(info["clip"], batch=CHECK_BATCH, seed=1)
+        with torch.inference_mode():
+            expected = model(check)
+        difference = float((ExportedClassifier(staged, info=description)(check) - expected).abs().max())
+        if not difference <= tolerance:
+            raise ExportMismatchError(
+                f"the {format} export of {checkpoint} differs from the PyTorch network by up to {difference:.3g} "
+                f"(tolerance {tolerance:g}); nothing written"
+            )
+        runtime = "onnxruntime" if format == "onnx" else "torch.export.load"
+        description["model_sha256"] = _sha256(staged)
+        description["check"] = {
+            "max_abs_difference": difference,
+            "tolerance": tolerance,
+            "clips": CHECK_BATCH,
+            "compared": f"logits of the written file ({runtime}) against the PyTorch network, random clips",
+            "torch": torch.__version__,
+        }
+        # Model first, then its JSON: in between, the hash tells a reader the pair does not belong together.
+        os.replace(staged, output)
     atomic_write_json(description, info_path(output))
     return ExportReport(output, info_path(output), difference, tolerance)
 

@@ -8,6 +8,7 @@ Plain PyTorch, no Lightning Trainer: a few evenly spaced centre-cropped clips pe
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -17,17 +18,21 @@ from typing import Any
 
 import torch
 
-from cbam3d.data import VideoDecodeError, VideoRecord
+from cbam3d.data import VIDEO_EXTENSIONS, VideoDecodeError, VideoRecord, videos_in
 
 from .checkpoint import is_multi_label, load_checkpoint
 from .datasets import checkpoint_eval_dataset
-from .devices import inference_autocast_dtype, inference_device
+from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .export import is_exported_model, load_exported
 from .plots import plot_timeline
 from .scoring import class_probabilities, format_predictions, predict_clip_scores
 from .windows import score_windows, write_windows_csv
 
 __all__ = ["ClipScorer", "Prediction", "WindowPrediction", "load_scorer", "predict_files", "write_window_files"]
+
+#: The most clips per file (per window): far denser than any use needs, and every clip is decoded and held
+#: until the file's are averaged, so ``--clips 100000000000`` would exhaust memory rather than finish.
+MAX_CLIPS = 1000
 
 #: (N, C, T, H, W) prepared clips -> (N, K) float32 class probabilities.
 ClipScorer = Callable[[torch.Tensor], torch.Tensor]
@@ -100,12 +105,14 @@ def load_scorer(
         return functools.partial(_exported_probabilities, exported, multi_label=multi_label), exported.info
     torch_device = inference_device(device)
     model, info = load_checkpoint(path, map_location=torch_device)
+    channels_last = prepare_for_clips(model, torch_device)
     if compile:
         model.compile()
     scorer = functools.partial(
         predict_clip_scores,
         model,
         autocast_dtype=inference_autocast_dtype(torch_device),
+        channels_last=channels_last,
         multi_label=is_multi_label(info),
     )
     return scorer, info
@@ -168,6 +175,27 @@ def _predict_one(
     return Prediction(path, _top(mean, info["class_names"], topk), labels=_above(mean, info, threshold))
 
 
+def _video_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """``paths`` with each folder replaced by the videos in it and its sub-folders (as a class folder of
+    ``--data`` is read); files stay as given, also those that do not exist (they get their error).
+
+    Raises:
+        ValueError: a folder that holds no video file.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        videos = videos_in(path)
+        if not videos:
+            raise ValueError(
+                f"{path} is a folder without video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
+            )
+        files.extend(videos)
+    return files
+
+
 def predict_files(
     paths: Sequence[str | os.PathLike],
     checkpoint: str | os.PathLike,
@@ -186,8 +214,9 @@ def predict_files(
     Each video gives ``clips`` evenly spaced clips, centre-cropped to the checkpoint's clip size; their softmax
     scores are averaged. A multi-label network's sigmoid scores are averaged likewise, and
     ``Prediction.labels`` holds the classes whose mean is at least ``threshold``. A video that cannot be read
-    gets a :class:`Prediction` with ``error`` set, and the others are still classified. ``compile``:
-    ``torch.compile`` the network (in place: ``nn.Module.compile``).
+    gets a :class:`Prediction` with ``error`` set, and the others are still classified. A folder in ``paths``
+    that is not itself a frame folder stands for every video (file or frame folder) in it and its sub-folders.
+    ``compile``: ``torch.compile`` the network (in place: ``nn.Module.compile``).
 
     With ``window`` (seconds), each file is scored in windows of that length every ``stride`` seconds
     (default: ``window``) in one streaming pass (memory does not grow with the file's length; a progress bar
@@ -195,19 +224,22 @@ def predict_files(
     ``Prediction.top`` their mean.
 
     Raises:
-        FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk or clips < 1,
-            window or stride not positive, stride without window, or a threshold outside [0, 1].
+        FileNotFoundError, ValueError: for a missing or unusable checkpoint; ValueError for topk < 1, clips not
+            in 1..MAX_CLIPS, window or stride not a positive finite number, stride without window, a threshold
+            outside [0, 1], or a folder without videos.
     """
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
-    if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
-        raise ValueError(f"clips must be a positive integer, got {clips!r}")
+    if isinstance(clips, bool) or not isinstance(clips, int) or not 1 <= clips <= MAX_CLIPS:
+        raise ValueError(f"clips must be an integer from 1 to {MAX_CLIPS}, got {clips!r}")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
     if window is None and stride is not None:
         raise ValueError("stride needs window: the step between windows of the sliding-window prediction")
-    if window is not None and not (window > 0 and (stride is None or stride > 0)):
-        raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+    for name, seconds in (("window", window), ("stride", stride)):
+        if seconds is not None and not 0 < seconds < math.inf:
+            raise ValueError(f"{name} must be a positive finite number of seconds, got {seconds}")
+    paths = _video_files(paths)
     score, info = load_scorer(checkpoint, device=device, compile=compile)
     if window is None:
         return [_predict_one(score, info, Path(p), topk=topk, clips=clips, threshold=threshold) for p in paths]

@@ -14,8 +14,6 @@ whatever the file's length.
 from __future__ import annotations
 
 import bisect
-import csv
-import io
 import math
 import os
 import sys
@@ -29,6 +27,7 @@ from tqdm import tqdm
 
 from cbam3d.data import VideoDecodeError, eval_clip_indices, eval_transform, open_video
 from cbam3d.utils.atomic import atomic_write
+from cbam3d.utils.tables import csv_text
 
 __all__ = ["LONG_VIDEO_SECONDS", "WindowScore", "score_windows", "window_frame_ranges", "write_windows_csv"]
 
@@ -54,12 +53,13 @@ def window_frame_ranges(num_frames: int, fps: float, *, window: float, stride: f
     """
     if num_frames < 1 or fps <= 0:
         raise ValueError(f"a video needs frames and a frame rate, got {num_frames} frames at {fps} fps")
-    length = max(1, round(window * fps))
+    # in float first: a window of 1e308 s is longer than every video, not an integer overflow
+    length = num_frames if window * fps >= num_frames else max(1, round(window * fps))
     if length >= num_frames:
         return [(0, num_frames)]
     # Each start is rounded on its own: a stride of no whole number of frames (1.5 s at 25 or 29.97 fps) rounded
     # once would push every later window further from its time, by seconds over an hour-long video.
-    step = max(stride * fps, 1.0)
+    step = min(max(stride * fps, 1.0), num_frames)  # a stride past the video's end: one step to its last window
     last_start = num_frames - length
     starts = [math.floor(k * step + 0.5) for k in range(math.ceil(last_start / step))]
     ranges = [(start, start + length) for start in starts if start < last_start]
@@ -97,8 +97,8 @@ def score_windows(
         ValueError: window, stride or clips not positive.
         VideoDecodeError: the file cannot be opened or decoded.
     """
-    if not window > 0 or not stride > 0:
-        raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+    if not 0 < window < math.inf or not 0 < stride < math.inf:
+        raise ValueError(f"window and stride must be positive finite seconds, got window={window}, stride={stride}")
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ValueError(f"clips must be a positive integer, got {clips!r}")
     transform = eval_transform(clip["size"], resize=clip["eval_resize"], mean=clip["mean"], std=clip["std"])
@@ -151,17 +151,17 @@ def write_windows_csv(
     windows: Sequence[tuple[float, float, Sequence[tuple[str, float]]]], path: str | os.PathLike
 ) -> Path:
     """One row per window: ``start_seconds, end_seconds, label_1, probability_1, ... label_k, probability_k``,
-    written atomically. ``windows``: ``(start, end, top-k (name, probability) pairs)``."""
+    written atomically, spreadsheet-safe (:func:`~cbam3d.utils.tables.csv_text`). ``windows``: ``(start, end,
+    top-k (name, probability) pairs)``."""
     k = max((len(top) for _, _, top in windows), default=0)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(
-        [
-            "start_seconds",
-            "end_seconds",
-            *[f"{field}_{i}" for i in range(1, k + 1) for field in ("label", "probability")],
-        ]
-    )
-    for start, end, top in windows:
-        writer.writerow([f"{start:.3f}", f"{end:.3f}", *[value for name, p in top for value in (name, f"{p:.6f}")]])
-    return atomic_write(path, lambda file: file.write(text.getvalue().encode("utf-8")))
+    header = [
+        "start_seconds",
+        "end_seconds",
+        *[f"{field}_{i}" for i in range(1, k + 1) for field in ("label", "probability")],
+    ]
+    rows = [
+        [f"{start:.3f}", f"{end:.3f}", *[value for name, p in top for value in (name, f"{p:.6f}")]]
+        for start, end, top in windows
+    ]
+    text = csv_text(header, rows)
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))

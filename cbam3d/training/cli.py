@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cbam3d.utils.atomic import no_space_message
 from cbam3d.utils.console import command, quiet_dependencies
 from cbam3d.utils.errors import UsageError
 
+from .run_folder import RunTerminated
 from .settings import TrainConfig
 
 __all__ = ["closing_summary", "train_main", "train_parser"]
@@ -34,7 +37,9 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    """``cbam3d train``: returns the exit status (2 with a one-line message on bad input)."""
+    """``cbam3d train``: returns the exit status: 0 when the run finished (also a ``--resume`` with no epoch left
+    to train, which says so and evaluates), 2 with a one-line message on bad input, 1 with one line when a disk
+    or the file-size limit is full, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM) while training."""
     parser = train_parser()
     config = TrainConfig.from_arguments(parser.parse_args(argv))
     # Deferred: Lightning takes seconds to import, and --help or a usage error should not wait for it.
@@ -45,6 +50,18 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             metrics = train(config)
     except UsageError as error:
         parser.error(str(error))
+    except OSError as error:
+        message = no_space_message(error)
+        if message is None:
+            raise
+        print(f"{parser.prog}: error: {message}; the checkpoints written before are intact", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, RunTerminated) as stop:
+        output = config.output if config.output is not None else config.default_for("output")
+        resume = command("train", "--output", output, "--resume")
+        how = "terminated (SIGTERM)" if isinstance(stop, RunTerminated) else "interrupted"
+        print(f"{parser.prog}: {how}; continue with: {resume}", file=sys.stderr)
+        return 143 if isinstance(stop, RunTerminated) else 130
     if metrics:  # the global-zero process
         print(closing_summary(metrics))
     return 0

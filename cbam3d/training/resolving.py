@@ -9,7 +9,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cbam3d.attention.registry import get_attention
+from cbam3d.models import model_builder
 from cbam3d.utils.errors import UsageError
+from cbam3d.utils.keywords import typed_keywords
 
 from .declaration import DeclaredSetting, Depends, declared_settings
 
@@ -64,13 +67,28 @@ def resolve_config(config: Config, resumed: dict[str, Any] | None = None) -> Con
         problem = None if value is None else declared.problem(value)
         if problem is not None:
             raise UsageError(problem)
+    if resolved.batch_size % resolved.clips_per_decode:
+        raise UsageError(
+            f"--batch-size {resolved.batch_size} must be a multiple of --clips-per-decode {resolved.clips_per_decode}"
+        )
     if resolved.class_balanced and resolved.multi_label:
         raise UsageError("--class-balanced draws by the single label of each video: leave it out with --multi-label")
     if config.augment_magnitude is not None and resolved.augment != "randaugment":
         raise UsageError(f"--augment-magnitude applies to --augment randaugment only, not --augment {resolved.augment}")
     if resolved.data is not None and resolved.demo != "standard":
         raise UsageError(f"--demo {resolved.demo} chooses a generated demo set: leave out --data, or leave out --demo")
-    return resolved
+    return _typed_network_options(resolved)
+
+
+def _typed_network_options(config: Config) -> Config:
+    """``config`` with the boolean ``--model-option`` / ``--attention-option`` values (``false``, ``1``) as bools."""
+    flag = type(config).flag
+    model_options = typed_keywords(model_builder(config.model), config.model_options, flag=flag("model_options"))
+    attention_kwargs = config.attention_kwargs
+    if config.attention != "none":
+        builder = get_attention(config.attention).builder
+        attention_kwargs = typed_keywords(builder, attention_kwargs, flag=flag("attention_kwargs"))
+    return dataclasses.replace(config, model_options=model_options, attention_kwargs=attention_kwargs)
 
 
 def check_precision_fits(precision: str, accelerator: str) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 
 from cbam3d.attention.registry import attention_names
 from cbam3d.data import AUGMENTATIONS, DEMO_VARIANTS
+from cbam3d.data.decoders import available_decoders
 from cbam3d.data.transforms import MAGNITUDE_BINS
 from cbam3d.models import MODEL_NAMES
 from cbam3d.utils.atomic import check_output_folder
@@ -201,6 +202,21 @@ class TrainConfig:
         default_text=f"the CPU cores, at most {_MAX_WORKERS} ({min(_MAX_WORKERS, os.cpu_count() or 1)} here)",
         metavar="N",
         checks=(at_least_zero,),
+        kept_on_resume=False,
+    )
+    clips_per_decode: int | None = setting(
+        "data",
+        "training clips taken from one decode of a video, each at its own position in a window twice a clip's "
+        "span, with its own crop and flip; each counts as one clip of --batch-size, which must be a multiple of K",
+        general=1,
+        metavar="K",
+        checks=(positive_integer,),
+    )
+    decoder: str | None = setting(
+        "data",
+        "video decoder (decord when its package is installed)",
+        general="pyav",
+        choices=available_decoders,
         kept_on_resume=False,
     )
     # model

@@ -63,12 +63,12 @@ def test_attention_after_norm_passes_gradcheck_in_float64(name, dims, training, 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("name", sorted(ATTENTIONS))
-def test_fused_matches_unfused_outputs_gradients_and_running_statistics(name, training, randomize):
+def test_fused_matches_unfused_outputs_gradients_and_running_statistics(name, training, randomize, device):
     """Float32: the output is bit-for-bit the unfused ``attention(norm(x))``, every gradient agrees to
     rounding, and the running statistics (main and spatial-gate BatchNorm) are updated once, identically."""
-    norm, attention = _norm_and_attention(name, 3, training, randomize)
+    norm, attention = (module.to(device) for module in _norm_and_attention(name, 3, training, randomize))
     ref_norm, ref_attention = copy.deepcopy(norm), copy.deepcopy(attention)
-    x = torch.randn(2, 8, 4, 6, 6, requires_grad=True)
+    x = torch.randn(2, 8, 4, 6, 6, device=device, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
     out = attend_after_norm(attention, norm, x, norm(x))
     ref = ref_attention(ref_norm(x_ref))
@@ -83,6 +83,55 @@ def test_fused_matches_unfused_outputs_gradients_and_running_statistics(name, tr
         torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=key)
     for b, b_ref in zip([*norm.buffers(), *attention.buffers()], [*ref_norm.buffers(), *ref_attention.buffers()]):
         assert torch.equal(b, b_ref)
+
+
+# Tolerances of tests/attention/test_backward.py (where they are argued): output at 4 units of the format's roundoff
+# of its largest magnitude, the input's gradient at 4 times that in norm, the parameters' gradients at 0.15 in norm.
+AUTOCAST = {"fp16": (torch.float16, 2e-3), "bf16": (torch.bfloat16, 1.6e-2)}
+
+
+def _relative_error(actual, expected, *, norm):
+    difference, expected = actual.float() - expected.float(), expected.float()
+    if norm:
+        return (difference.norm() / expected.norm()).item()
+    return (difference.abs().max() / expected.abs().max()).item()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", sorted(AUTOCAST))
+@pytest.mark.parametrize("name", sorted(ATTENTIONS))
+def test_under_autocast_on_cuda_the_fused_call_matches_the_float32_unfused_one(name, precision, randomize, cuda_device):
+    """BatchNorm + attention under bf16 / fp16 autocast on a channels_last_3d input in the format (a convolution's
+    output under autocast), against the float32 unfused ``attention(norm(x))`` on the same values."""
+    dtype, tolerance = AUTOCAST[precision]
+    block = NormThenAttention(*_norm_and_attention(name, 3, True, randomize)).to(cuda_device)
+    reference = copy.deepcopy(block)
+    x = torch.randn(4, 8, 4, 12, 12, device=cuda_device).contiguous(memory_format=torch.channels_last_3d)
+    x_run = x.to(dtype).requires_grad_()
+    x_reference = x_run.detach().float().requires_grad_()
+    with torch.autocast("cuda", dtype=dtype):
+        out = block(x_run)
+    expected = reference.attention(reference.norm(x_reference))
+    assert out.dtype == dtype and out.is_contiguous(memory_format=torch.channels_last_3d)
+    assert _relative_error(out, expected, norm=False) <= tolerance
+    grad = torch.randn_like(expected)
+    out.backward(grad.to(dtype))
+    expected.backward(grad)
+    assert x_run.grad.dtype == dtype
+    assert _relative_error(x_run.grad, x_reference.grad, norm=True) <= 4 * tolerance
+    gradients = torch.cat([p.grad.flatten() for p in block.parameters()])
+    expected_gradients = torch.cat([p.grad.flatten() for p in reference.parameters()])
+    assert _relative_error(gradients, expected_gradients, norm=True) <= 0.15
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(ATTENTIONS))
+def test_on_cuda_the_fused_call_keeps_the_cpus_bytes_for_backward(name, randomize):
+    """saved_bytes of BatchNorm + fused attention, float32: the same on CUDA as on the CPU."""
+    block = NormThenAttention(*_norm_and_attention(name, 3, True, randomize))
+    x = torch.randn(2, 8, 4, 6, 6, requires_grad=True)
+    on_cpu = saved_bytes(block, x)
+    assert saved_bytes(block.cuda(), x.detach().cuda().requires_grad_()) == on_cpu
 
 
 def test_attention_after_norm_reports_the_unfused_maps_to_map_hooks(randomize):

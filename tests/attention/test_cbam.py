@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from cbam3d import CBAM
+from cbam3d.attention.cbam import GATE_ORDERS
 
 
 def test_only_conv_kernel_shapes_differ_between_dims():
@@ -72,3 +73,13 @@ def test_gate_orders_give_different_outputs(randomize):
         cbam.load_state_dict(base.state_dict())
         outputs.append(cbam(x))
     assert not torch.allclose(outputs[0], outputs[1]) and not torch.allclose(outputs[0], outputs[2])
+
+
+@pytest.mark.parametrize("gate_order", GATE_ORDERS)
+def test_every_gate_order_keeps_the_inputs_dtype_under_autocast(gate_order):
+    """A bf16 input (a convolution's output under autocast) gives a bf16 output: the gates' float32 maps do not
+    promote it (forward only: bf16 convolution backward is not run on the CPU)."""
+    cbam = CBAM(16, dims=2, reduction=4, kernel_size=3, gate_order=gate_order).eval()
+    x = torch.randn(2, 16, 6, 6, dtype=torch.bfloat16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cbam(x).dtype == torch.bfloat16

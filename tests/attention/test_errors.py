@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cbam3d import BAM, CBAM, SE
+from cbam3d.attention.registry import attention_names, create_attention
 
 
 @pytest.mark.parametrize("module", [CBAM(16, dims=3), BAM(16, dims=3), SE(16, dims=3)], ids=["cbam", "bam", "se"])
@@ -73,3 +74,23 @@ def test_failed_call_leaves_a_lazy_module_unbuilt():
         lazy(torch.randn(2, 16, 8, 8))
     assert lazy.channels is None
     assert lazy(torch.randn(2, 16, 2, 8, 8)).shape == (2, 16, 2, 8, 8)
+
+
+@pytest.mark.parametrize("name", attention_names())
+@pytest.mark.parametrize("lazy", [False, True], ids=["built", "lazy"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_every_attention_refuses_an_input_of_another_dtype_than_its_parameters_alike(name, lazy, dtype):
+    """One TypeError for every module (as torch's layers refuse one), never a result in a dtype its parameters
+    are not in; a lazy module's first input decides its dtype."""
+    module = create_attention(name, None if lazy else 16, dims=2)
+    module(torch.randn(2, 16, 6, 6))
+    with pytest.raises(TypeError, match=rf"^\w+ holds torch.float32 parameters but got a {dtype} input: convert"):
+        module(torch.randn(2, 16, 6, 6, dtype=dtype))
+    assert module.double()(torch.randn(2, 16, 6, 6, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", attention_names())
+def test_every_attention_takes_the_dtype_autocast_gives_it(name):
+    module = create_attention(name, 16, dims=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert module(torch.randn(2, 16, 6, 6, dtype=torch.bfloat16)).shape == (2, 16, 6, 6)

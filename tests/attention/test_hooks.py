@@ -283,3 +283,16 @@ def test_retrofitted_bam_with_identity_init_is_captured_under_its_wrapper():
         "bam3.attention.spatial_gate": {"spatial": (1, 1, 1, 2, 2), "temporal": (1, 1, 1, 1, 1)},
     }
     assert maps.sites["bam2.attention.spatial_gate"] == "bam2.attention"
+
+
+def test_entering_one_capture_twice_is_refused_rather_than_returning_the_first_pass_maps():
+    model = nn.Sequential(CBAM(8, dims=2))
+    capture = capture_attention(model)
+    with capture as maps:
+        model(torch.randn(2, 8, 6, 6))
+    assert maps
+    with pytest.raises(RuntimeError, match="already entered once .* make a new one for each pass"), capture:
+        pass
+    with capture_attention(model) as fresh:
+        model(torch.randn(2, 8, 6, 6))
+    assert fresh.keys() == maps.keys()

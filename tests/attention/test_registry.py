@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -90,3 +93,30 @@ def test_create_attention_by_name_and_by_callable():
         create_attention("gcnet", 16, 3)
     with pytest.raises(TypeError, match="must return an nn.Module"):
         create_attention(lambda channels, dims: 3, 16, 3)
+
+
+class _Widening(nn.Module):
+    """Not an attention: doubles the channels."""
+
+    def __init__(self, channels, dims):
+        super().__init__()
+        self.conv = nn.Conv3d(channels, 2 * channels, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_a_registered_attention_that_changes_the_shape_is_refused_at_its_first_call_by_name():
+    register_attention("widening", _Widening)
+    try:
+        network = cbam3d.models.create_model("resnet3d-10", num_classes=2, attention="widening", widen_factor=0.125)
+        with pytest.raises(ValueError, match=r"attention 'widening' \(_Widening\) must return its input's shape"):
+            network(torch.randn(1, 3, 4, 32, 32))
+    finally:
+        cbam3d.unregister_attention("widening")
+
+
+def test_the_shape_check_of_a_registered_attention_survives_copies_and_passes_a_shape_keeping_one():
+    module = get_attention(lambda channels, dims: nn.Identity()).build(8, 2)
+    copied = copy.deepcopy(pickle.loads(pickle.dumps(module)))
+    assert copied(torch.randn(2, 8, 4, 4)).shape == (2, 8, 4, 4)

@@ -53,7 +53,7 @@ def test_data_mode_writes_one_json_entry_per_loader_with_clips_per_second_and_se
         + ["--json", str(tmp_path / "loading.json"), "--markdown", str(tmp_path / "loading.md")]
     )
     data = json.loads((tmp_path / "loading.json").read_text())
-    assert [entry["loader"] for entry in data["results"]] == loader_names()
+    assert [entry["loader"] for entry in data["results"]] == loader_names(available_only=True)
     for entry in data["results"]:
         assert entry["clips_per_s"] > 0 and entry["clips_per_cpu_s"] > 0
         assert entry["settings"]["frames"] == 4 and entry["settings"]["size"] == 32
@@ -117,7 +117,25 @@ def test_loader_settings_and_defaults_are_those_of_the_former_measurement():
     assert (settings.clips, settings.decode_threads) == (40, 1)
     video = settings.generated
     assert (video.width, video.height, video.fps, video.seconds, video.keyframe_interval) == (320, 240, 25, 10.0, 250)
-    assert settings.loaders == loader_names() == ["videoclip-train", "videoclip-eval"]
+    assert settings.loaders == loader_names(available_only=True)
+    assert {"videoclip-train", "videoclip-eval"} <= set(settings.loaders)
+
+
+def test_the_side_by_side_cases_are_all_there_and_optional_ones_only_where_installed(monkeypatch):
+    """The loader before and after the fast decoding, K clips per decode, the prepared file, decord and
+    PyTorchVideo; a case whose package is missing is left out of the default list and refused by name."""
+    assert loader_names()[:5] == [
+        "videoclip-train-before",
+        "videoclip-train",
+        "videoclip-train-k4",
+        "prepared-train",
+        "prepared-train-k4",
+    ]
+    assert {"decord-train", "decord-prepared-train", "pytorchvideo-train"} <= set(loader_names())
+    monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name: None)
+    assert "decord-train" not in loader_names(available_only=True)
+    with pytest.raises(ValueError, match=r"need \['decord'\], which is not installed"):
+        run_loading(LoadingSettings(loaders=["decord-train"]))
 
 
 @pytest.mark.parametrize(

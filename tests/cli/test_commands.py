@@ -20,7 +20,7 @@ import pytest
 from cbam3d import cli
 
 REPO = Path(__file__).resolve().parents[2]
-DOCUMENTED_COMMANDS = ("train", "evaluate", "predict", "visualize", "benchmark", "ablate", "export")
+DOCUMENTED_COMMANDS = ("train", "evaluate", "predict", "visualize", "prepare", "benchmark", "ablate", "export")
 SCRIPTS = ("train", "evaluate", "predict", "visualize", "benchmark", "ablate")
 every_command = pytest.mark.parametrize("command", cli.COMMANDS, ids=lambda command: command.name)
 

@@ -5,6 +5,8 @@ not UTF-8, rows of another split), each refused in one line naming the file (and
 
 Discovery reads names only, so the "videos" here are empty files with video extensions."""
 
+import re
+
 import pytest
 
 from cbam3d.data import discover_videos
@@ -100,3 +102,28 @@ def test_a_per_split_csv_holding_rows_of_another_split_is_refused(tmp_path, touc
     )
     with pytest.raises(ValueError, match=r"train\.csv is the train file but has rows marked split 'val'"):
         discover_videos(tmp_path, "train")
+
+
+@pytest.mark.parametrize(
+    "label, code",
+    [('"walk\nfast"', "U+000A"), ("walk\tfast", "U+0009"), ("walk\x1b[2J", "U+001B"), ("klaw\u202e", "U+202E")],
+)
+def test_a_label_with_a_control_character_is_refused_naming_the_file_and_line(tmp_path, touch, label, code):
+    """Labels are printed and written to files: a newline would fake an output line, an escape or a
+    bidirectional override would hide or reorder text."""
+    touch(tmp_path / "a.mp4")
+    touch(tmp_path / "b.mp4")
+    (tmp_path / "train.csv").write_text(f"path,label\na.mp4,run\nb.mp4,{label}\n")
+    with pytest.raises(
+        ValueError, match=rf"train.csv, line 3: the label .* holds the control character {re.escape(code)}"
+    ):
+        discover_videos(tmp_path)
+
+
+def test_labels_in_any_script_and_with_spreadsheet_signs_are_kept_as_written(tmp_path, touch):
+    for name in ("a", "b", "c"):
+        touch(tmp_path / f"{name}.mp4")
+    (tmp_path / "train.csv").write_text(
+        "path,label\na.mp4,跑步\nb.mp4,=HYPERLINK(x)\nc.mp4,café 🏃\n", encoding="utf-8"
+    )
+    assert set(discover_videos(tmp_path).class_names) == {"跑步", "=HYPERLINK(x)", "café 🏃"}

@@ -4,7 +4,9 @@ counted (a training item replaced by the next video's), and a training run over 
 unreadable ones."""
 
 import json
+import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -193,12 +195,71 @@ def test_a_training_item_of_an_unreadable_video_is_replaced_by_the_next_video(un
 
 
 def test_training_on_unusual_videos_counts_exactly_the_unreadable_ones(unusual_videos, tmp_path, tiny_run):
-    """One epoch at batch size 2: the run finishes, and metrics.json names exactly the unreadable files."""
+    """One epoch at batch size 2 with every readable unusual file in the training list many times over (so
+    the unreadable ones stay under the limit of a tenth): the run finishes, and metrics.json names exactly the
+    unreadable files."""
     root, unreadable = unusual_videos
+    readable = [line for line in (root / "trainlist01.txt").read_text().split() if str(root / line) not in unreadable]
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    listed = readable * 5 + sorted(str(Path(path).relative_to(root)) for path in unreadable)
+    (data / "trainlist01.txt").write_text("\n".join(listed) + "\n")
+    unreadable = {str(data / Path(path).relative_to(root)) for path in unreadable}
     output = tmp_path / "run"
-    flags = [*tiny_run, "--data", str(root), "--output", str(output), "--epochs", "1", "--batch-size", "2"]
-    with pytest.warns(RuntimeWarning, match="skipping unreadable video"):
+    flags = [*tiny_run, "--data", str(data), "--output", str(output), "--epochs", "1", "--batch-size", "2"]
+    with pytest.warns(RuntimeWarning, match="cannot be opened and are left out"):
         assert train_main(flags) == 0
     metrics = json.loads((output / "metrics.json").read_text())
     assert set(metrics["unreadable_videos"]) == unreadable
-    assert metrics["skipped_clips"] >= len(unreadable)
+    assert metrics["skipped_clips"] == 0  # left out before training: no clip replaced, no warning per epoch
+
+
+def test_k_clips_per_decode_are_k_distinct_clips_of_one_video_within_a_window_twice_a_clip(
+    videos, frame_numbers, make_noise_video, tmp_path
+):
+    """Each of the K clips of one decode has its own position in the window and its own crop and flip."""
+
+    def unscaled(frames):  # a transform of one's own: the decoder gives full-size frames, whose grey level
+        return frames.permute(1, 0, 2, 3).float()  # tells their index in the video exactly
+
+    long_video = [VideoRecord(videos["long"], 0)]
+    by_index = VideoClipDataset(long_video, frames=4, sampling_rate=2, clips_per_decode=5, transform=unscaled)
+    torch.manual_seed(0)
+    spans = set()
+    for _ in range(6):
+        numbers = [frame_numbers(clip) for clip in by_index._frames(0, 0)]
+        assert all([b - a for a, b in zip(n, n[1:])] == [2, 2, 2] for n in numbers)
+        assert max(n[-1] for n in numbers) - min(n[0] for n in numbers) < 2 * 7  # one window of twice a span
+        spans.add(tuple(n[0] for n in numbers))
+    assert any(len(set(starts)) > 1 for starts in spans)
+
+    noise = make_noise_video(tmp_path / "noise.mp4", frames=40)
+    dataset = VideoClipDataset([VideoRecord(noise, 2)], frames=4, size=16, clips_per_decode=3)
+    item = dataset[0]
+    assert len(item) == 3 and all(clip["label"] == 2 for clip in item)
+    clips = [clip["video"] for clip in item]
+    assert all(not torch.equal(a, b) for k, a in enumerate(clips) for b in clips[k + 1 :])
+
+
+def test_k_clips_per_decode_count_as_k_samples_and_batches_still_mix_videos(videos, make_noise_video, tmp_path):
+    records = [VideoRecord(videos["long"], 0), VideoRecord(make_noise_video(tmp_path / "noise.mp4", frames=40), 1)]
+    dataset = VideoClipDataset(records, frames=4, size=16, clips_per_decode=2)
+    assert len(dataset) == 2
+    batch = next(iter(DataLoader(dataset, batch_size=2, collate_fn=collate_clips)))
+    assert batch["video"].shape == (4, 3, 4, 16, 16)
+    assert batch["video_index"].tolist() == [0, 0, 1, 1] and batch["label"].tolist() == [0, 0, 1, 1]
+
+
+def test_training_frames_scaled_by_the_decoder_match_frames_resized_in_torch(make_noise_video, tmp_path):
+    """The default training path (the decoder scales to the drawn short side) and the one before (full-size
+    frames resized in torch) give the same clip up to the two scaling filters; eval mode resizes in torch."""
+    record = [VideoRecord(make_noise_video(tmp_path / "square.mp4", frames=40, height=48, width=48), 0)]
+    clip = dict(frames=4, size=24, train_scale=(1.0, 1.0), flip=False)  # no random crop or flip: 48 -> 24 -> 24
+    scaled, before = VideoClipDataset(record, **clip), VideoClipDataset(record, **clip, fast_decoding=False)
+    assert scaled.decoded_short_sides == [24] and before.decoded_short_sides is None
+    assert VideoClipDataset(record, frames=4, size=24, mode="eval").decoded_short_sides is None
+    torch.manual_seed(0)
+    fast = scaled[0]["video"]
+    torch.manual_seed(0)
+    slow = before[0]["video"]
+    assert float((fast - slow).abs().mean()) < 0.25  # normalised pixels (std 1); other clips differ by about 1

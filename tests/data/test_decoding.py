@@ -91,3 +91,107 @@ def test_each_unusual_but_valid_video_gives_a_full_rgb_clip(readable_unusual_vid
     """10-bit, VP9, MJPEG, grey, odd-sized, variable-rate and one-frame files all give (T, 3, H, W) clips."""
     clip = read_clip(readable_unusual_video, [0, 2, 4, 6])
     assert clip.shape[:2] == (4, 3) and clip.dtype == torch.uint8
+
+
+def test_skipping_unreferenced_frames_before_a_clip_gives_exactly_the_frames_of_a_full_decode(
+    make_noise_video, tmp_path
+):
+    """The pre-roll skips B-frames no frame refers to; the clip's frames are those of decoding every frame."""
+    video = make_noise_video(tmp_path / "noise.mp4", frames=80)
+    with VideoReader(video) as reader:
+        every = dict(reader.frames())
+        for start in (0, 1, 9, 30, 47, 61):
+            indices = list(range(start, min(start + 14, 80), 2))
+            assert torch.equal(reader.read(indices), torch.stack([every[i] for i in indices]))
+
+
+def test_a_short_side_scales_in_the_rgb_conversion_keeping_the_aspect_ratio(make_noise_video, tmp_path):
+    video = make_noise_video(tmp_path / "noise.mp4", frames=10, height=48, width=64)
+    scaled = read_clip(video, [2, 5], short_side=24)
+    assert tuple(scaled.shape) == (2, 3, 24, 32) and scaled.dtype == torch.uint8
+    full = torch.nn.functional.interpolate(read_clip(video, [2, 5]).float(), size=(24, 32), mode="area")
+    assert float((scaled.float() - full).abs().mean()) < 12
+
+
+def test_the_decoders_agree_on_the_frames_of_a_clip(make_noise_video, tmp_path):
+    """decord (where installed) gives PyAV's frames up to the YUV -> RGB rounding, at full size and scaled."""
+    pytest.importorskip("decord")
+    from cbam3d.data.decoders import open_video
+
+    video = make_noise_video(tmp_path / "noise.mp4", frames=40, height=48, width=64)
+    indices = [0, 7, 8, 21, 39, 39]
+    for short_side in (None, 32):
+        with open_video(video, decoder="pyav") as pyav, open_video(video, decoder="decord") as decord:
+            assert pyav.info == decord.info
+            ours, theirs = pyav.read(indices, short_side=short_side), decord.read(indices, short_side=short_side)
+        assert ours.shape == theirs.shape
+        assert float((ours.float() - theirs.float()).abs().mean()) < (3 if short_side is None else 12)
+
+
+# --- frame order: every container, with B-frames (frames decoded in another order than they are shown) -------
+_BITS = 6  # a frame shows its index in binary: 6 blocks, white for a 1, black for a 0 (indices below 64)
+
+
+def _frame_showing(index: int, size: int = 48) -> np.ndarray:
+    frame = np.zeros((size, size, 3), np.uint8)
+    block = size // 3
+    for bit in range(_BITS):
+        if index >> bit & 1:
+            row, column = divmod(bit, 3)
+            frame[row * block : (row + 1) * block, column * block : (column + 1) * block] = 255
+    frame[2 * block + 2 : 2 * block + 8, (3 * index) % (size - 6) :][:, :6, 1] = 128  # motion, for B-frames
+    return frame
+
+
+def _index_shown(frame: torch.Tensor) -> int:
+    """The index a (C, H, W) frame of :func:`_frame_showing` shows (block centres, robust to coding noise)."""
+    block = frame.shape[-1] // 3
+    centres = [
+        frame[0, r * block + block // 2, c * block + block // 2] for r, c in (divmod(b, 3) for b in range(_BITS))
+    ]
+    return sum(1 << bit for bit, value in enumerate(centres) if value > 127)
+
+
+def _write_indexed(path, codec: str, b_frames: int, frames: int = 48) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width = stream.height = 48
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = 12
+        if codec == "libx264":
+            stream.options = {"x264-params": f"bframes={b_frames}:b-pyramid=normal" if b_frames else "bframes=0"}
+        else:
+            stream.codec_context.max_b_frames = b_frames
+        for index in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame_showing(index), format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize(
+    "suffix, codec, b_frames",
+    [
+        ("mp4", "libx264", 3),
+        ("mkv", "libx264", 3),
+        ("mov", "libx264", 3),
+        ("avi", "libx264", 3),
+        ("avi", "mpeg4", 2),
+        ("avi", "mpeg4", 0),
+        ("mp4", "mpeg4", 2),
+        ("mkv", "mpeg4", 2),
+        ("webm", "libvpx-vp9", 0),
+    ],
+)
+def test_every_container_gives_the_frames_in_the_order_they_are_shown(tmp_path, suffix, codec, b_frames):
+    """Frame i is the i-th frame shown, whether read in one clip, one at a time (seeking) or streamed, also
+    where B-frames make the decode order differ from the display order (AVI stores no display times)."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"FFmpeg here has no {codec} encoder")
+    path = tmp_path / f"indexed_{codec}.{suffix}"
+    _write_indexed(path, codec, b_frames)
+    with av.open(str(path)) as container:
+        assert bool(container.streams.video[0].codec_context.has_b_frames) == (b_frames > 0)
+    with VideoReader(path) as reader:
+        assert reader.info.num_frames == 48
+        assert [_index_shown(frame) for frame in reader.read(range(48))] == list(range(48))
+        assert [_index_shown(reader.read([i])[0]) for i in (0, 1, 5, 13, 26, 30, 47)] == [0, 1, 5, 13, 26, 30, 47]
+        assert [(index, _index_shown(frame)) for index, frame in reader.frames()] == [(i, i) for i in range(48)]

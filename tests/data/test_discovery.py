@@ -5,6 +5,7 @@ Discovery reads names only, so the "videos" here are empty files with video exte
 """
 
 import json
+import re
 import warnings
 
 import pytest
@@ -209,3 +210,11 @@ def test_discovery_of_a_clean_layout_warns_about_nothing(tmp_path, ucf_layout):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         discover_videos(tmp_path, "train")
+
+
+@pytest.mark.parametrize("name", ["run\nfake line", "run\x1b[31m", "run\u202eklaw"])
+def test_a_class_folder_whose_name_holds_a_control_character_is_refused_naming_it(tmp_path, touch, name):
+    touch(tmp_path / "walk" / "a.mp4")
+    touch(tmp_path / name / "b.mp4")
+    with pytest.raises(ValueError, match=rf"class name {re.escape(repr(name))} holds the control character"):
+        discover_videos(tmp_path)

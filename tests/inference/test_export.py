@@ -84,6 +84,76 @@ def test_bad_export_options_are_one_line_usage_errors(argv, message, tiny_checkp
     assert message in usage_error(export_main, ["--checkpoint", str(tiny_checkpoint), *argv])
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
+def test_an_export_output_that_cannot_be_written_is_refused_before_the_work(
+    tiny_checkpoint, tmp_path, usage_error, monkeypatch, where
+):
+    monkeypatch.setattr(export_module, "load_checkpoint", lambda *a, **k: pytest.fail("the work started"))
+    (tmp_path / "taken").write_text("x")
+    (tmp_path / "folder.onnx").mkdir()
+    output = tmp_path / ("taken/model.onnx" if where == "under_a_file" else "folder.onnx")
+    line = usage_error(export_main, ["--checkpoint", str(tiny_checkpoint), "--output", str(output)])
+    assert ("is a file, not a folder" if where == "under_a_file" else "is a folder") in line
+
+
+def _checkpoint_of_another_network(tiny_checkpoint, path):
+    """The tiny checkpoint with other weights and other class names."""
+    checkpoint = torch.load(tiny_checkpoint, weights_only=False)
+    checkpoint["state_dict"] = {key: value * 1.5 for key, value in checkpoint["state_dict"].items()}
+    checkpoint["cbam3d"]["class_names"] = ["b_" + name for name in checkpoint["cbam3d"]["class_names"]]
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_failed_re_export_leaves_the_previous_model_and_sidecar_untouched(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys
+):
+    output = tmp_path / "model.pt2"
+    argv = ["--checkpoint", str(tiny_checkpoint), "--format", "pt2", "--output", str(output)]
+    assert export_main(argv) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    exported_call = ExportedClassifier.__call__
+    monkeypatch.setattr(ExportedClassifier, "__call__", lambda self, video: exported_call(self, video) + 0.01)
+    assert export_main(argv) == 1
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert load_exported(output).info["class_names"] == load_checkpoint(tiny_checkpoint)[1]["class_names"]
+
+
+def test_an_exports_model_and_sidecar_change_together(tiny_checkpoint, tmp_path, monkeypatch, make_noise_video):
+    """A kill after the new model is in place but before its JSON is: the model is refused, never run with the
+    previous export's class names; an export that completes makes the pair whole again."""
+    output = tmp_path / "model.pt2"
+    other = _checkpoint_of_another_network(tiny_checkpoint, tmp_path / "other.ckpt")
+    assert export_main(["--checkpoint", str(tiny_checkpoint), "--format", "pt2", "--output", str(output)]) == 0
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for the SIGKILL between the two renames
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "atomic_write_json", killed)
+        with pytest.raises(KeyboardInterrupt):
+            export_module.export_checkpoint(other, output, format="pt2")
+    with pytest.raises(ValueError, match="is not the one its model.pt2.json describes"):
+        load_exported(output)
+    video = make_noise_video(tmp_path / "clip.mp4", frames=12)
+    with pytest.raises(ValueError, match="export it again"):
+        predict_files([video], output)
+    assert export_main(["--checkpoint", str(other), "--format", "pt2", "--output", str(output)]) == 0
+    assert load_exported(output).info["class_names"][0].startswith("b_")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4", "model.pt2", "model.pt2.json", "other.ckpt"]
+
+
+def test_a_sidecar_without_a_model_hash_is_still_read(exported, tmp_path):
+    """Exports written before the hash was recorded (version 1) load as before."""
+    _, path = exported
+    old = tmp_path / path.name
+    old.write_bytes(path.read_bytes())
+    info = json.loads(info_path(path).read_text())
+    del info["model_sha256"]
+    info_path(old).write_text(json.dumps({**info, "version": 1}))
+    assert load_exported(old).info["version"] == 1
+
+
 def test_a_missing_checkpoint_is_a_usage_error_naming_it(tmp_path, usage_error):
     argv = ["--checkpoint", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "m.onnx")]
     assert "none.ckpt: no such file" in usage_error(export_main, argv)
@@ -121,3 +191,28 @@ def test_sliding_windows_on_the_export_match_the_checkpoint(exported, tiny_check
     for expected, got in zip(from_checkpoint.windows, from_export.windows):
         assert [name for name, _ in got.top] == [name for name, _ in expected.top]
         assert [p for _, p in got.top] == pytest.approx([p for _, p in expected.top], abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("format", ["onnx", "pt2"])
+def test_export_from_cuda_runs_and_matches_the_network(format, tiny_checkpoint, tmp_path, cuda_device):
+    """The network loaded on CUDA in channels_last_3d (as trained there) exports through the same writers; the ONNX
+    file on onnxruntime (CPU) and the .pt2 program on CUDA give the network's logits (float32, TF32 off)."""
+    model, _ = load_checkpoint(tiny_checkpoint, map_location=cuda_device)
+    model.to(memory_format=torch.channels_last_3d)
+    example = torch.randn(2, 3, 4, 32, 32, device=cuda_device)
+    path = tmp_path / f"model.{format}"
+    clips = torch.randn(3, 3, 4, 32, 32, device=cuda_device)
+    with torch.inference_mode():
+        expected = model(clips)
+    if format == "onnx":
+        export_module._write_onnx(model, example, path)
+        session = pytest.importorskip("onnxruntime").InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (logits,) = session.run(None, {export_module.INPUT_NAME: clips.cpu().numpy()})
+        logits = torch.from_numpy(logits)
+    else:
+        export_module._write_pt2(model, example, path)
+        with torch.inference_mode():
+            logits = torch.export.load(path).module()(clips)
+        assert logits.device.type == "cuda"
+    torch.testing.assert_close(logits.cpu(), expected.cpu(), atol=1e-4, rtol=1e-4)

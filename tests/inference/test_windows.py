@@ -15,7 +15,7 @@ pytest.importorskip("matplotlib")
 from cbam3d.data import VideoReader
 from cbam3d.inference.cli import predict_main
 from cbam3d.inference.predict import predict_files
-from cbam3d.inference.windows import window_frame_ranges
+from cbam3d.inference.windows import window_frame_ranges, write_windows_csv
 
 FPS = 8
 
@@ -108,9 +108,15 @@ def test_an_unreadable_file_is_reported_and_the_others_still_scored(tiny_checkpo
     "flags, message",
     [
         (["--stride", "1"], "--stride and --output need --window"),
-        (["--window", "0"], "window and stride must be positive"),
-        (["--window", "2", "--stride", "-1"], "window and stride must be positive"),
+        (["--window", "0"], "window must be a positive finite number of seconds"),
+        (["--window", "2", "--stride", "-1"], "stride must be a positive finite number of seconds"),
     ],
 )
 def test_bad_window_flags_are_one_line_usage_errors(flags, message, tiny_checkpoint, five_second_video, usage_error):
     assert message in usage_error(predict_main, [str(five_second_video), "--checkpoint", str(tiny_checkpoint), *flags])
+
+
+def test_the_windows_csv_writes_a_class_name_a_spreadsheet_would_run_as_text(tmp_path):
+    path = write_windows_csv([(0.0, 1.0, [('=HYPERLINK("x")', 0.75), ("walk", 0.25)])], tmp_path / "w.csv")
+    rows = list(csv.reader(path.open()))
+    assert rows[1] == ["0.000", "1.000", '\'=HYPERLINK("x")', "0.750000", "walk", "0.250000"]

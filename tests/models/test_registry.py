@@ -143,7 +143,7 @@ def test_the_registry_docstring_example_runs():
 def test_the_package_exports_the_builders_and_the_retrofit_inflate_convert_api():
     assert sorted(models.__all__) == sorted(
         [
-            "MODEL_NAMES", "create_model", "register_model", "unregister_model",
+            "MODEL_NAMES", "create_model", "model_builder", "register_model", "unregister_model",
             "resnet3d", "r2plus1d", "r3d_18", "mc3_18", "r2plus1d_18", "resnet2d",
             "add_attention", "inflate", "from_torchvision", "to_torchvision",
             "count_parameters", "count_gmacs",

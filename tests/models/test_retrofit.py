@@ -374,3 +374,49 @@ def test_onnx_dynamo_export_of_a_retrofitted_network_matches_eager(randomize, ra
     (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+
+
+# --- refusals and warnings of add_attention's at= and wrapped models --------------------------------------------
+def test_an_empty_at_list_is_refused_as_matching_nothing():
+    model = tv_resnet18(num_classes=3)
+    with pytest.raises(ValueError, match=r"at= names no module \(an empty list\)"):
+        models.add_attention(model, "se", at=[])
+    assert not any(name.endswith("_attention") for name, _ in model.named_modules())
+
+
+def test_patterns_that_nest_one_chosen_module_in_another_are_warned_about_by_name():
+    with pytest.warns(UserWarning, match=r"several nesting levels of one path .*'layer1' and 'layer1\.0'"):
+        models.add_attention(tv_resnet18(num_classes=3), "se", at=["layer1*"])
+
+
+def test_a_pattern_of_one_nesting_level_places_attention_without_a_warning(recwarn):
+    model = models.add_attention(tv_resnet18(num_classes=3), "se", at=["layer1.?"])
+    assert not [w for w in recwarn if "nesting levels" in str(w.message)]
+    assert sorted(name for name, _ in model.named_children() if name.endswith("_attention")) == [
+        "layer1_0_attention",
+        "layer1_1_attention",
+    ]
+
+
+@pytest.mark.parametrize("wrap", ["data_parallel", "compiled"])
+def test_a_wrapped_model_is_refused_add_attention_before_wrapping(wrap):
+    network = tv_resnet18(num_classes=3)
+    wrapped = nn.DataParallel(network) if wrap == "data_parallel" else torch.compile(network)
+    with pytest.raises(TypeError, match=r"add attention before wrapping it"):
+        models.add_attention(wrapped, "cbam")
+    assert not any("attention" in name for name, _ in network.named_modules())
+
+
+def test_a_distributed_data_parallel_model_is_refused_add_attention_before_wrapping(tmp_path):
+    """DDP's reducer knows only the parameters present when it was built: new attention would train apart on
+    each rank. Checked with a gloo process group of one process on the CPU."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(tv_resnet18(num_classes=3))
+        with pytest.raises(
+            TypeError, match=r"got a DistributedDataParallel, .*\(model\.module\): add attention before"
+        ):
+            models.add_attention(wrapped, "se")
+        models.add_attention(wrapped.module, "se")  # the plain network takes it, to be wrapped again
+    finally:
+        torch.distributed.destroy_process_group()

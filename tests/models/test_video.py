@@ -199,3 +199,20 @@ def test_block_attention_acts_on_the_branch_before_the_residual_add(random_tenso
         shortcut = x if block.downsample is None else block.downsample(x)
         with torch.no_grad():
             torch.testing.assert_close(block(x), torch.relu(shortcut))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"conv1_t_stride": 0}, "conv1_t_stride must be a positive integer"),
+        ({"conv1_t_size": 2.5}, "conv1_t_size must be a positive integer"),
+        ({"n_input_channels": 0}, "n_input_channels must be a positive integer"),
+        ({"widen_factor": float("inf")}, "widen_factor must be a positive finite number"),
+        ({"widen_factor": "wide"}, "widen_factor must be a positive finite number"),
+        ({"no_max_pool": "false"}, "no_max_pool must be True or False, got 'false'"),
+    ],
+)
+@pytest.mark.parametrize("family", ["resnet3d-10", "r2plus1d-10"])
+def test_option_values_the_layers_cannot_take_are_refused_naming_the_option(family, options, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        models.create_model(family, num_classes=2, **options)

@@ -1,16 +1,20 @@
 """``cbam3d ablate`` (cbam3d.training.ablation): a tiny grid trains and writes results.csv/md/png, a second call reuses
-finished runs, an interrupted run resumes or restarts, --report-only rebuilds the report, bad grids get one-line
-errors, grid files read like the command line; and the confidence interval's arithmetic."""
+finished runs, an interrupted run resumes or restarts, --report-only rebuilds the report and skips malformed runs,
+bad grids (also huge or alias-bombed ones) get one-line errors, grid files read like the command line; and the
+confidence interval's arithmetic."""
 
 import csv
+import io
 import json
 import math
 import re
-import subprocess
+import shutil
 
 import pytest
 
-from cbam3d.training.ablation import ablate_main, expand_grid, read_grid_file, welch_interval
+from cbam3d.training.ablation import ablate_main, expand_grid, read_grid_file, runner, welch_interval
+from cbam3d.training.ablation.report import csv_report
+from cbam3d.utils.locking import folder_lock
 
 # The grid's own flags are left out: --attention and --seed come from the grid.
 _GRID_OWNED_FLAGS = ("--attention", "--seed")
@@ -57,7 +61,7 @@ def test_a_tiny_grid_writes_one_folder_per_run_and_the_three_outputs(grid):
 
 def test_a_second_call_reuses_finished_runs_without_training(grid, capsys, monkeypatch):
     output, argv = grid
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(runner, "_run_child", lambda *a, **k: pytest.fail("a finished run was trained again"))
     before = {p: p.stat().st_mtime_ns for p in output.glob("*/metrics.json")}
     assert ablate_main(argv) == 0
     assert capsys.readouterr().out.count("finished earlier, reused") == 2
@@ -76,9 +80,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_one_without_restarts
 
     def fake_train(command, **kwargs):
         calls.append(command)
-        return subprocess.CompletedProcess(command, 1)
+        return 1
 
-    monkeypatch.setattr(subprocess, "run", fake_train)
+    monkeypatch.setattr(runner, "_run_child", fake_train)
     assert ablate_main(argv) == 1  # the fake runs wrote no metrics: reported as failed
     resumed = {command[command.index("--attention") + 1]: "--resume" in command for command in calls}
     assert resumed == {"none": True, "se": False}
@@ -88,9 +92,43 @@ def test_report_only_rebuilds_the_outputs_from_finished_runs(grid, monkeypatch):
     output, _ = grid
     for name in ("results.csv", "results.md", "results.png"):
         (output / name).unlink()
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("--report-only trained"))
+    monkeypatch.setattr(runner, "_run_child", lambda *a, **k: pytest.fail("--report-only trained"))
     assert ablate_main(["--output", str(output), "--report-only"]) == 0
     assert all((output / name).is_file() for name in ("results.csv", "results.md", "results.png"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "metrics.json").write_text("{half a file"),
+        lambda folder: (folder / "metrics.json").write_text('{"val_top1": "high"}'),
+        lambda folder: (folder / "metrics.json").write_text("[1, 2]"),
+        lambda folder: (folder / "metrics.json").write_bytes(b"\xff\xfe not utf-8"),
+        lambda folder: (folder / "run.json").write_text('{"configuration": 7}'),
+        lambda folder: (folder / "run.json").write_text("null"),
+    ],
+    ids=["not-json", "not-a-number", "not-an-object", "not-utf8", "bad-record", "null-record"],
+)
+def test_the_report_skips_a_run_with_malformed_files_naming_it_and_reports_the_others(
+    grid, tmp_path, capsys, damage, monkeypatch
+):
+    output = tmp_path / "out"
+    shutil.copytree(grid[0], output)
+    damage(output / "se-seed0")
+    monkeypatch.setattr(runner, "_run_child", lambda *a, **k: pytest.fail("--report-only trained"))
+    assert ablate_main(["--output", str(output), "--report-only"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(output / "se-seed0") in warnings[0]
+    with open(output / "results.csv") as file:
+        assert [row["folder"] for row in csv.DictReader(file)] == ["none-seed0"]
+
+
+def test_a_second_ablation_into_the_same_output_is_refused_while_the_first_runs(grid, usage_error, monkeypatch):
+    output, argv = grid
+    monkeypatch.setattr(runner, "_run_child", lambda *a, **k: pytest.fail("trained alongside another ablation"))
+    with folder_lock(output):
+        line = usage_error(ablate_main, argv)
+    assert f"--output {output} is in use by another ablation" in line
 
 
 def test_a_folder_holding_a_run_with_other_train_options_is_refused(grid, usage_error):
@@ -140,11 +178,26 @@ def test_bad_grids_and_train_options_get_one_line_errors(argv, message, usage_er
         ("grid.json", '{"recipe": "strong=--mixup 0.8"}', "recipe must be a list of NAME=OPTIONS texts"),
         ("grid.json", '{"attention": ["cbam"], "recipe": ["strong=--ema 2"]}', "--ema must be in [0, 1), got 2.0"),
         ("grid.yaml", "vary:\n  cbam.gate_order: [diagonal]\n", "--vary cbam.gate_order 'diagonal'"),
+        ("grid.json", json.dumps({"attention": ["cbam"], "seeds": list(range(1001))}), "expands to 1001 runs"),
+        ("grid.json", json.dumps({"vary": {"cbam.kernel_size": [[3] * 20] * 600}}), "more than 10000 values"),
+        ("grid.json", json.dumps({"attention": [["cbam"] * 200]}), "got [['cbam', 'cbam', 'cbam', 'cbam'"),
     ],
 )
 def test_bad_grid_files_get_one_line_errors(name, text, message, usage_error, tmp_path):
     (tmp_path / name).write_text(text)
     assert message in usage_error(ablate_main, ["--grid", str(tmp_path / name), "--output", str(tmp_path)])
+
+
+def test_a_grid_of_yaml_aliases_is_refused_in_one_short_line_without_expanding_it(usage_error, tmp_path):
+    """A "billion laughs": 300 bytes that stand for 9**7 values, which printed would take hundreds of megabytes."""
+    pytest.importorskip("yaml")
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for name, previous in zip("bcdef", "abcde"):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    lines.append("vary: {cbam.kernel_size: [*f, *f]}")
+    (tmp_path / "grid.yaml").write_text("\n".join(lines) + "\n")
+    line = usage_error(ablate_main, ["--grid", str(tmp_path / "grid.yaml"), "--output", str(tmp_path)])
+    assert "more than 10000 values" in line and len(line) < 300
 
 
 def test_a_grid_file_reads_like_the_command_line(tmp_path):
@@ -235,3 +288,9 @@ def test_recipes_are_compared_as_configurations_with_the_first_as_baseline(tmp_p
 )
 def test_bad_recipes_are_refused_in_one_line(recipe, message, usage_error):
     assert message in usage_error(ablate_main, ["--attention", "cbam", "--recipe", recipe])
+
+
+def test_results_csv_writes_a_configuration_name_a_spreadsheet_would_run_as_text():
+    text = csv_report([{"configuration": "=HYPERLINK(1)", "attention": "cbam", "seed": 0, "val_top1": -0.5}])
+    header, row = list(csv.reader(io.StringIO(text, newline="")))
+    assert row[header.index("configuration")] == "'=HYPERLINK(1)" and row[header.index("val_top1")] == "-0.5"

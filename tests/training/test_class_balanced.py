@@ -1,6 +1,6 @@
 """The class-balanced sampler of --class-balanced (cbam3d.training.seeding.ClassBalancedSampler): every class is
 drawn equally often in an epoch, also on each rank of a simulated DDP world of 2, whose shares make up one
-epoch; the epoch is a function of (seed, epoch)."""
+epoch; the epoch is a function of (seed, epoch); with --clips-per-decode it draws videos, each giving its clips."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from torch.utils.data import DistributedSampler
 
+from cbam3d.training.lightning.datamodule import VideoDataModule
 from cbam3d.training.seeding import ClassBalancedSampler
 
 LABELS = [0] * 20 + [1] * 5 + [2] * 2 + [3] * 9  # 36 items, imbalanced
@@ -54,3 +55,21 @@ def test_the_epoch_is_a_function_of_seed_and_epoch():
     assert list(sampler(epoch=3)) == list(sampler(epoch=3))
     assert list(sampler(epoch=3)) != list(sampler(epoch=4))
     assert list(sampler(seed=1)) != list(sampler(seed=2))
+
+
+def test_class_balanced_loading_with_clips_per_decode_gives_each_drawn_video_its_clips(tmp_path, make_tiny_dataset):
+    """--class-balanced with --clips-per-decode 2: the sampler draws videos (one item = 2 clips of one video), so a
+    batch of 4 clips holds 2 drawn videos, each twice, and every class is drawn equally often over the epoch."""
+    data = VideoDataModule(
+        make_tiny_dataset(tmp_path / "data"), frames=2, sampling_rate=1, size=16, batch_size=4,
+        clips_per_decode=2, class_balanced=True,
+    )  # fmt: skip
+    data.setup("fit")
+    loader = data.train_dataloader()
+    assert isinstance(loader.sampler, ClassBalancedSampler)
+    labels = Counter()
+    for batch in loader:
+        videos = batch["video_index"].tolist()
+        assert batch["video"].shape[0] == 4 and videos[0::2] == videos[1::2]
+        labels.update(batch["label"].tolist()[0::2])
+    assert len(set(labels.values())) == 1

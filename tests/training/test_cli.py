@@ -312,3 +312,38 @@ def test_a_class_with_no_training_video_in_the_split_lists_is_refused_by_name(
     (root / "classInd.txt").write_text("1 a\n2 b\n")
     line = usage_error(train_main, [*tiny_run, "--data", str(root), "--output", str(tmp_path / "run")])
     assert "class(es) b have no training videos" in line
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("n_input_channels=1", "expects 1 input channels"),
+        ("widen_factor=1e12", "cannot build resnet3d-10"),
+        ("conv1_t_stride=0", "conv1_t_stride must be a positive integer"),
+    ],
+)
+def test_network_options_the_network_cannot_run_with_are_one_line_before_training(
+    tiny_trained_run, tmp_path, tiny_run, usage_error, option, message
+):
+    output = tmp_path / "run"
+    argv = [*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output), "--model-option", option]
+    assert message in usage_error(train_main, argv)
+    assert not (output / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("where", ["a_file", "below_a_file"])
+def test_a_demo_cache_that_cannot_hold_the_demo_set_is_one_line_naming_cbam3d_cache(
+    tmp_path, usage_error, monkeypatch, where
+):
+    (tmp_path / "cache").write_text("x")
+    monkeypatch.setenv("CBAM3D_CACHE", str(tmp_path / ("cache" if where == "a_file" else "cache/sub")))
+    line = usage_error(train_main, ["--output", str(tmp_path / "run"), "--epochs", "1"])
+    assert "the demo set's cache folder cannot hold it" in line and "set CBAM3D_CACHE to a writable folder" in line
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_demo_cache_is_one_line_naming_cbam3d_cache(tmp_path, usage_error, monkeypatch):
+    (tmp_path / "cache").mkdir(mode=0o500)
+    monkeypatch.setenv("CBAM3D_CACHE", str(tmp_path / "cache"))
+    line = usage_error(train_main, ["--output", str(tmp_path / "run"), "--epochs", "1"])
+    assert "is not writable" in line and "CBAM3D_CACHE" in line

@@ -4,6 +4,8 @@ a batch of only unreadable clips skipped alone and joined with zero gradients un
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,8 @@ pytest.importorskip("lightning")
 
 from cbam3d.inference import ClipSpec, ModelSpec
 from cbam3d.training import AtomicCheckpointIO
-from cbam3d.training.lightning import VideoClassifier, topk_correct
+from cbam3d.training.lightning import VideoClassifier, VideoDataModule, topk_correct
+from cbam3d.utils.errors import UsageError
 
 
 def test_topk_correct_counts_rows_whose_label_is_among_the_k_best():
@@ -76,3 +79,41 @@ def test_a_batch_of_only_unreadable_clips_is_skipped_alone_and_joined_with_zero_
     assert loss.item() == 0.0
     loss.backward()
     assert all(p.grad is not None and not p.grad.any() for p in module.parameters())
+
+
+def _data_set_with_empty_files(root, real_video, *, real_per_class: int, empty: int):
+    """Two class folders of ``real_per_class`` copies of a real video each, and ``empty`` zero-byte .mp4 in the
+    first."""
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for index in range(real_per_class):
+            shutil.copy(real_video, root / name / f"real{index}.mp4")
+    for index in range(empty):
+        (root / "a" / f"empty{index}.mp4").write_bytes(b"")
+    return root
+
+
+def test_a_few_unopenable_videos_are_left_out_with_one_line_before_training(tmp_path, make_noise_video):
+    """Below the limit: one warning per split that holds some, naming how many, and the files are out of the
+    split (no substitute steps, no warning per file and epoch)."""
+    real = make_noise_video(tmp_path / "real.mp4", frames=8)
+    root = _data_set_with_empty_files(tmp_path / "data", real, real_per_class=40, empty=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = VideoDataModule(root, frames=4, size=32)
+    lines = [str(w.message) for w in caught if "cannot be opened" in str(w.message)]
+    assert 1 <= len(lines) <= 2 and all("and are left out, e.g." in line for line in lines)
+    assert sum(int(line.split(" of the ")[0]) for line in lines) == 2
+    records = data.train_split.records + data.val_split.records
+    assert len(records) == 80 and all(r.path.name.startswith("real") for r in records)
+
+
+def test_many_unopenable_videos_stop_before_training_naming_how_many_and_a_few(tmp_path, make_noise_video):
+    real = make_noise_video(tmp_path / "real.mp4", frames=8)
+    root = _data_set_with_empty_files(tmp_path / "data", real, real_per_class=10, empty=30)
+    with pytest.raises(
+        UsageError,
+        match=r"^\d+ of the \d+ videos of the train split cannot be opened \(more than 10%\), e\.g\. .*empty\d+\.mp4, "
+        r".*empty",
+    ):
+        VideoDataModule(root, frames=4, size=32)

@@ -176,3 +176,20 @@ def test_a_new_setting_is_one_declaration():
         resolve_config(WithDropout(dropout=float("nan")))
     stored = resolve_config(WithDropout(dropout=0.3)).to_dict()
     assert stored["dropout"] == 0.3 and resolve_config(WithDropout(), resumed=stored).dropout == 0.3
+
+
+@pytest.mark.parametrize(
+    "word, value", [("false", False), ("FALSE", False), ("no", False), ("0", False), ("True", True), ("yes", True)]
+)
+def test_boolean_network_options_parse_as_booleans_in_any_case(config_from_flags, word, value):
+    """``no_max_pool=false`` is False (never the truthy text 'false'); the same for attention options."""
+    argv = ("--model-option", f"no_max_pool={word}", "--attention-option", f"spatial={word}")
+    resolved = resolve_config(config_from_flags(*argv))
+    assert resolved.model_options["no_max_pool"] is value
+    assert resolved.attention_kwargs["spatial"] is value
+
+
+@pytest.mark.parametrize("word", ["maybe", "2", "none"])
+def test_a_boolean_network_option_given_another_value_is_refused_naming_it(config_from_flags, word):
+    with pytest.raises(UsageError, match=rf"--model-option no_max_pool=.*{word}.*expected true/false"):
+        resolve_config(config_from_flags("--model-option", f"no_max_pool={word}"))

@@ -6,14 +6,27 @@ with its default options, plus one configuration for every value of every ``--va
 is the plain configuration again and is not trained twice), times ``--seeds``. The runner (:mod:`.runner`)
 trains every run with the train command itself, in a subprocess, with the options given after the grid's own,
 in its own folder ``OUTPUT/<configuration>-seed<S>``, and is resumable. The report (:mod:`.report`) then writes
-``results.csv``, ``results.md`` and ``results.png`` under ``OUTPUT``. Nothing here imports Lightning: the
-training runs in the subprocesses.
+``results.csv``, ``results.md`` and ``results.png`` under ``OUTPUT``; its :class:`ReportLayout` and
+:func:`write_tables` give another grid of attention configurations x seeds the same tables (the brain example of
+docs/examples/). Nothing here imports Lightning: the training runs in the subprocesses.
 """
 
 from __future__ import annotations
 
 from .cli import ablate_main, ablate_parser
 from .grid import GridRun, expand_grid, read_grid_file
-from .report import welch_interval, write_report
+from .report import ABLATION_LAYOUT, Column, ReportLayout, welch_interval, write_report, write_tables
 
-__all__ = ["GridRun", "ablate_main", "ablate_parser", "expand_grid", "read_grid_file", "welch_interval", "write_report"]
+__all__ = [
+    "ABLATION_LAYOUT",
+    "Column",
+    "GridRun",
+    "ReportLayout",
+    "ablate_main",
+    "ablate_parser",
+    "expand_grid",
+    "read_grid_file",
+    "welch_interval",
+    "write_report",
+    "write_tables",
+]

@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cbam3d.utils.atomic import no_space_message
 from cbam3d.utils.errors import UsageError
+from cbam3d.utils.locking import FolderBusyError, folder_lock
 
 from ..cli import train_parser
 from ..declaration import literal_or_text
 from ..settings import TrainConfig, attention_choices, resolve_config
-from .grid import Recipe, check_vary, expand_grid, parse_recipe, read_grid_file
+from .grid import MAX_GRID_RUNS, Recipe, check_vary, expand_grid, parse_recipe, read_grid_file, shown
 from .report import write_report
 from .runner import conflicting_runs, run_grid
 
@@ -104,10 +106,10 @@ def _grid_from_arguments(
         attentions = list(attention_choices())
     unknown = [name for name in attentions if name not in attention_choices()]
     if unknown:
-        parser.error(f"--attention {unknown[0]!r} is not known; choose from {', '.join(attention_choices())}")
+        parser.error(f"--attention {shown(unknown[0])} is not known; choose from {', '.join(attention_choices())}")
     seeds = list(dict.fromkeys([*(args.seeds or []), *from_file["seeds"]])) or [0, 1, 2]
     if any(seed < 0 for seed in seeds):
-        parser.error(f"--seeds must be 0 or more, got {seeds}")
+        parser.error(f"--seeds must be 0 or more, got {shown(seeds)}")
     return attentions, vary, seeds, [*(args.recipe or []), *from_file["recipe"]]
 
 
@@ -143,7 +145,9 @@ def _recipes_from_texts(parser: argparse.ArgumentParser, texts: list[str], commo
 
 
 def ablate_main(argv: Sequence[str] | None = None) -> int:
-    """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed, 2 on bad input."""
+    """``cbam3d ablate``: exit status 0 when every run finished, 1 when some failed (or the disk is full), 2 on bad
+    input (or another ablation running into the same --output), 130 when interrupted (Ctrl-C), 143 when
+    terminated (SIGTERM)."""
     parser = ablate_parser()
     args, common = parser.parse_known_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -157,11 +161,29 @@ def ablate_main(argv: Sequence[str] | None = None) -> int:
     _check_train_arguments(parser, common)
     attentions, vary, seeds, recipe_texts = _grid_from_arguments(parser, args)
     runs = expand_grid(attentions, vary, seeds, _recipes_from_texts(parser, recipe_texts, common))
+    if len(runs) > MAX_GRID_RUNS:
+        parser.error(f"the grid expands to {len(runs)} runs, more than {MAX_GRID_RUNS}: give fewer values or seeds")
     conflicts = conflicting_runs(runs, args.output, common)
     if conflicts:
         parser.error(f"{conflicts[0]} holds a run started with other train options; use another --output or delete it")
-    failed = run_grid(runs, args.output, common, threads=args.threads)
-    write_report(args.output, runs_total=len(runs))
+    try:
+        with folder_lock(args.output, what="ablation"):
+            failed = run_grid(runs, args.output, common, threads=args.threads)
+            write_report(args.output, runs_total=len(runs))
+    except FolderBusyError as error:
+        parser.error(f"--output {error}")
+    except OSError as error:
+        if no_space_message(error) is None:
+            raise
+        print(f"{parser.prog}: error: {no_space_message(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"{parser.prog}: interrupted; run the same command again to continue (finished runs are reused, the "
+            "interrupted one resumes)",
+            file=sys.stderr,
+        )
+        return 130
     print(f"results: {args.output / 'results.md'}, {args.output / 'results.csv'}, {args.output / 'results.png'}")
     if failed:
         print(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import reprlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,31 @@ from typing import Any
 
 from cbam3d.attention.registry import ATTENTION, attention_names, create_attention
 
-__all__ = ["GridRun", "Recipe", "check_vary", "expand_grid", "parse_recipe", "read_grid_file"]
+__all__ = [
+    "MAX_GRID_RUNS",
+    "MAX_GRID_VALUES",
+    "GridRun",
+    "Recipe",
+    "check_vary",
+    "expand_grid",
+    "parse_recipe",
+    "read_grid_file",
+    "shown",
+]
+
+MAX_GRID_RUNS = 1000
+"""The most runs a grid may expand to (configurations x seeds)."""
+MAX_GRID_VALUES = 10_000
+"""The most values (names, numbers, strings, lists: every node) a grid file may hold, counted as expanded: YAML
+aliases can make a file of a few hundred bytes stand for billions of values."""
+
+_SHOWN = reprlib.Repr()  # its limits are attributes (keywords only from Python 3.12)
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 3, 6, 6, 60, 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to a line's length: what messages quote of a grid's values."""
+    return _SHOWN.repr(value)
 
 
 @dataclass(frozen=True)
@@ -80,18 +105,18 @@ def check_vary(key: str, values: Sequence[Any]) -> str | None:
     of what is wrong (to follow ``--vary``)."""
     attention, dot, option = key.partition(".")
     if not dot:
-        return f"expected ATTENTION.OPTION, e.g. cbam.gate_order, got {key!r}"
+        return f"expected ATTENTION.OPTION, e.g. cbam.gate_order, got {shown(key)}"
     if attention not in ATTENTION:
-        return f"unknown attention {attention!r} in {key}: expected one of {', '.join(attention_names())}"
+        return f"unknown attention {shown(attention)} in {shown(key)}: expected one of {', '.join(attention_names())}"
     if not option.isidentifier():
-        return f"{key}: the option must be a Python name"
+        return f"{shown(key)}: the option must be a Python name"
     if not values:
         return f"{key}: give at least one value"
     for value in values:
         try:
             create_attention(attention, None, dims=3, **{option: value})
         except (TypeError, ValueError) as error:
-            return f"{key} {value!r}: {error}"
+            return f"{key} {shown(value)}: {error}"
     return None
 
 
@@ -117,6 +142,22 @@ def expand_grid(
         for recipe in (recipes or [None])
         for seed in seeds
     ]
+
+
+def _exceeds(content: Any, budget: int) -> bool:
+    """Whether ``content`` (nested lists and mappings) holds more than ``budget`` values, a shared one counted
+    each time it appears; stops counting at the budget, so a nest of aliases costs no more than that."""
+    pending = [content]
+    while pending:
+        budget -= 1
+        if budget < 0:
+            return True
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple | set):
+            pending += list(value)
+    return False
 
 
 def read_grid_file(path: Path) -> dict[str, Any]:
@@ -147,6 +188,8 @@ def read_grid_file(path: Path) -> dict[str, Any]:
     except Exception as error:  # json.JSONDecodeError or yaml.YAMLError: both a malformed file
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {first_line}") from error
+    if _exceeds(content, MAX_GRID_VALUES):
+        raise ValueError(f"{path}: the grid holds more than {MAX_GRID_VALUES} values (counting what aliases repeat)")
     if not isinstance(content, dict):
         raise ValueError(
             f"{path}: expected a mapping with keys attention, vary, seeds, recipe; got {type(content).__name__}"
@@ -156,12 +199,12 @@ def read_grid_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: unknown keys {unknown}; expected attention, vary, seeds, recipe")
     attention, vary, seeds = content.get("attention", []), content.get("vary", {}), content.get("seeds", [])
     if not isinstance(attention, list) or not all(isinstance(a, str) for a in attention):
-        raise ValueError(f"{path}: attention must be a list of names, got {attention!r}")
+        raise ValueError(f"{path}: attention must be a list of names, got {shown(attention)}")
     if not isinstance(vary, dict) or not all(isinstance(v, list) for v in vary.values()):
-        raise ValueError(f"{path}: vary must map ATTENTION.OPTION to a list of values, got {vary!r}")
+        raise ValueError(f"{path}: vary must map ATTENTION.OPTION to a list of values, got {shown(vary)}")
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ValueError(f"{path}: seeds must be a list of integers, got {seeds!r}")
+        raise ValueError(f"{path}: seeds must be a list of integers, got {shown(seeds)}")
     recipe = content.get("recipe", [])
     if not isinstance(recipe, list) or not all(isinstance(r, str) for r in recipe):
-        raise ValueError(f"{path}: recipe must be a list of NAME=OPTIONS texts, got {recipe!r}")
+        raise ValueError(f"{path}: recipe must be a list of NAME=OPTIONS texts, got {shown(recipe)}")
     return {"attention": attention, "vary": vary, "seeds": seeds, "recipe": recipe}

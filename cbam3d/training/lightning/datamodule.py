@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cbam3d.data import NO_AUGMENTATION, ClipAugmentation, collate_clips, decode_error
+from cbam3d.data import NO_AUGMENTATION, ClipAugmentation, VideoSplit, collate_clips, decode_error, unopenable_videos
 from cbam3d.inference.datasets import discover_split, eval_resize_for, make_clip_dataset
 from cbam3d.utils.errors import UsageError
 
 from ..seeding import ClassBalancedSampler, EpochSeededSampler, SeededItems
 
 __all__ = ["VideoDataModule"]
+
+
+UNREADABLE_SHARE_LIMIT = 0.10
+"""Above this share of a split's videos unopenable, training stops before it starts. A few broken files are
+usual in a large data set (interrupted downloads: Kinetics copies miss a few percent); more than one in ten
+points to a systematic fault (a wrong folder, a failed copy, a codec FFmpeg lacks), and a run on the rest would
+be another experiment than the one asked for."""
 
 
 def _check_decodable(records: list, split: str) -> None:
@@ -26,6 +35,31 @@ def _check_decodable(records: list, split: str) -> None:
             return
         first_error = first_error or error
     raise UsageError(f"none of the {len(records)} videos of the {split} split can be decoded (first: {first_error})")
+
+
+def _openable_split(split: VideoSplit, name: str) -> VideoSplit:
+    """``split`` without the videos that cannot be opened, said in one line; refused above
+    :data:`UNREADABLE_SHARE_LIMIT` (or when none is left), naming how many and a few.
+
+    Raises:
+        UsageError: too many of the split's videos cannot be opened, or none decodes.
+    """
+    unopenable = unopenable_videos([record.path for record in split.records])
+    if len(unopenable) == len(split.records):
+        first = next(iter(unopenable.values()), None)
+        raise UsageError(f"none of the {len(split.records)} videos of the {name} split can be decoded (first: {first})")
+    if unopenable:
+        examples = ", ".join(str(path) for path in list(unopenable)[:3])
+        summary = f"{len(unopenable)} of the {len(split.records)} videos of the {name} split cannot be opened"
+        if len(unopenable) > UNREADABLE_SHARE_LIMIT * len(split.records):
+            raise UsageError(
+                f"{summary} (more than {UNREADABLE_SHARE_LIMIT:.0%}), e.g. {examples}; repair or remove them "
+                f"(first error: {next(iter(unopenable.values()))})"
+            )
+        warnings.warn(f"{summary} and are left out, e.g. {examples}", RuntimeWarning, stacklevel=3)
+        split = dataclasses.replace(split, records=[r for r in split.records if r.path not in unopenable])
+    _check_decodable(split.records, name)
+    return split
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -52,6 +86,13 @@ class VideoDataModule(L.LightningDataModule):
         seed: seed of the training order and augmentations.
         multi_label: items carry multi-hot ``targets`` (videos may have several labels); without it, a data
             set giving a video several labels is refused.
+        clips_per_decode: training clips from one decode of a video (``VideoClipDataset``'s); a training batch
+            holds ``batch_size // clips_per_decode`` videos.
+        decoder: the video decoder (see ``cbam3d.data.decoders``).
+
+    Attributes:
+        left_out: the videos of either split that could not be opened and were left out (see
+            :data:`UNREADABLE_SHARE_LIMIT`).
     """
 
     def __init__(
@@ -71,6 +112,8 @@ class VideoDataModule(L.LightningDataModule):
         class_balanced: bool = False,
         seed: int = 0,
         multi_label: bool = False,
+        clips_per_decode: int = 1,
+        decoder: str = "pyav",
     ) -> None:
         super().__init__()
         self.root, self.annotations, self.fold, self.seed = Path(root), annotations, fold, seed
@@ -78,8 +121,14 @@ class VideoDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.horizontal_flip = batch_size, num_workers, horizontal_flip
         self.train_scale = tuple(train_scale)
         self.augmentation, self.class_balanced = augmentation, class_balanced
-        self.train_split = discover_split(self.root, "train", fold=fold, annotations=annotations)
-        self.val_split = discover_split(self.root, "val", fold=fold, annotations=annotations)
+        if batch_size % clips_per_decode:
+            raise UsageError(f"batch_size {batch_size} must be a multiple of clips_per_decode {clips_per_decode}")
+        self.clips_per_decode, self.decoder = clips_per_decode, decoder
+        found = {name: discover_split(self.root, name, fold=fold, annotations=annotations) for name in ("train", "val")}
+        self.train_split = _openable_split(found["train"], "train")
+        self.val_split = _openable_split(found["val"], "val")
+        kept = {record.path for split in (self.train_split, self.val_split) for record in split.records}
+        self.left_out = sorted({str(r.path) for split in found.values() for r in split.records if r.path not in kept})
         if list(self.val_split.class_names) != list(self.train_split.class_names):
             raise UsageError(f"data set {self.root}: the train and val splits list different classes")
         self.class_names = list(self.train_split.class_names)
@@ -97,8 +146,6 @@ class VideoDataModule(L.LightningDataModule):
                 f"data set {self.root}: class(es) {', '.join(untrained[:5])} have no training videos; every class "
                 "needs some"
             )
-        for name, split in (("train", self.train_split), ("val", self.val_split)):
-            _check_decodable(split.records, name)
         if horizontal_flip is None:
             self.horizontal_flip = self.train_split.flip_safe
         self.train_set: Dataset | None = None
@@ -110,6 +157,7 @@ class VideoDataModule(L.LightningDataModule):
             sampling_rate=self.sampling_rate,
             size=self.size,
             num_classes=len(self.class_names) if self.multi_label else None,
+            decoder=self.decoder,
         )
         if self.train_set is None:
             self.train_set = make_clip_dataset(
@@ -118,6 +166,7 @@ class VideoDataModule(L.LightningDataModule):
                 train_scale=self.train_scale,
                 horizontal_flip=self.horizontal_flip,
                 augmentation=self.augmentation,
+                clips_per_decode=self.clips_per_decode,
                 **clip,
             )
         if self.val_set is None:
@@ -139,11 +188,13 @@ class VideoDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         sampler = self._train_sampler(dataset) if train else None
+        # a training item holds clips_per_decode clips of one video
+        items_per_batch = self.batch_size // self.clips_per_decode if train else self.batch_size
         return DataLoader(
             SeededItems(dataset) if train else dataset,
-            batch_size=self.batch_size,
+            batch_size=items_per_batch,
             sampler=sampler,
-            drop_last=train and len(dataset) > self.batch_size,
+            drop_last=train and len(dataset) > items_per_batch,
             num_workers=self.num_workers,
             collate_fn=collate_clips,
             pin_memory=torch.cuda.is_available(),

@@ -6,14 +6,15 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cbam3d.data import KINETICS_MEAN, KINETICS_STD, ClipAugmentation, ensure_demo_dataset
 from cbam3d.inference.checkpoint import (
@@ -36,8 +37,10 @@ from cbam3d.utils.errors import UsageError
 from ..curves import plot_training_curves
 from ..mixing import BatchMixing
 from ..pretrained import load_pretrained
+from ..run_folder import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, RunTerminated, claim_run_folder
 from ..settings import TrainConfig, check_precision_fits, resolve_config
 from .checkpoint_io import AtomicCheckpointIO
+from .checkpoints import BestCheckpoint, LastCheckpoint
 from .datamodule import VideoDataModule
 from .ema import WeightEMA
 from .module import VideoClassifier, weights_description
@@ -45,10 +48,7 @@ from .precise_bn import PreciseBatchNorm
 from .summary import ComplexitySummary
 from .throughput import TrainingThroughput
 
-__all__ = ["build_trainer", "check_resumable", "resolve_resume_checkpoint", "train"]
-
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
+__all__ = ["build_trainer", "check_classes", "check_resumable", "resolve_resume_checkpoint", "train"]
 
 
 def _output_dir(config: TrainConfig) -> Path:
@@ -113,22 +113,33 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _check_network_runs(model_spec: ModelSpec, config: TrainConfig, *, num_classes: int) -> None:
+    """Build the network on the meta device and run one clip through it: option values the network does not
+    check itself (``n_input_channels=1``, a width too large to allocate) fail here, in one line, not mid-epoch.
+
+    Raises:
+        UsageError: the network cannot be built with these options or does not take the clips.
+    """
+    try:
+        with torch.device("meta"), torch.no_grad():
+            network = build_model(model_spec, num_classes).eval()
+            network(torch.empty(1, 3, config.frames, config.size, config.size))
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
+        raise UsageError(
+            f"cannot build {config.model} with attention {config.attention}, options "
+            f"{config.model_options} and attention options {config.attention_kwargs} for "
+            f"{config.frames}x{config.size}x{config.size} clips: {error}"
+        ) from error
+
+
 def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_per_epoch: int) -> L.Trainer:
     """The Lightning Trainer of a run: devices, DDP, precision, checkpoints every epoch (atomic), loggers."""
     devices, num_nodes = _world(config)
     distributed = devices * num_nodes > 1
-    # every epoch: last.ckpt, overwritten (what --resume continues from); and the best by clip-level val top-1
-    # (multi-label: by clip-level val mAP)
-    last = ModelCheckpoint(
-        dirpath=output / CHECKPOINT_DIR,
-        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=1,
-        enable_version_counter=False,
-    )
+    # every epoch: the best by clip-level val top-1 (multi-label: val mAP), then last.ckpt, overwritten (what
+    # --resume continues from), which names the best (see .checkpoints for why the order matters)
     monitored = "val_map" if config.multi_label else "val_top1"
-    best = ModelCheckpoint(
+    best = BestCheckpoint(
         dirpath=output / CHECKPOINT_DIR,
         filename=f"best-epoch{{epoch:03d}}-{monitored.removeprefix('val_')}{{{monitored}:.4f}}",
         auto_insert_metric_name=False,
@@ -137,11 +148,22 @@ def build_trainer(config: TrainConfig, output: Path, *, accelerator: str, steps_
         save_top_k=1,
         every_n_epochs=1,
     )
+    last = LastCheckpoint(
+        best=best,
+        dirpath=output / CHECKPOINT_DIR,
+        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
     options: dict[str, Any] = dict(
         accelerator="gpu" if accelerator == "cuda" else "cpu",
         devices=devices,
         num_nodes=num_nodes,
-        strategy=DDPStrategy(find_unused_parameters=False) if distributed else "auto",
+        # gradient_as_bucket_view: the gradients live in DDP's all-reduce buckets instead of beside them (one
+        # copy of the gradients less in memory, and no copy into the buckets at each step)
+        strategy=DDPStrategy(find_unused_parameters=False, gradient_as_bucket_view=True) if distributed else "auto",
         sync_batchnorm=bool(config.sync_bn) and distributed,
         use_distributed_sampler=True,
         precision=_precision(config, accelerator),
@@ -234,6 +256,19 @@ def _first_names(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
+def check_classes(class_names: list[str], root: Path) -> None:
+    """Raise :class:`UsageError` unless the data set has the two classes or more that a single-label classifier
+    tells apart (a softmax over one class is always certain, and its accuracy always 100%)."""
+    if len(class_names) < 2:
+        found = f"only one, {class_names[0]!r}" if class_names else "none"
+        raise UsageError(f"--data {root}: a classifier needs at least two classes, found {found}")
+
+
+def _epochs_done(checkpoint: dict[str, Any]) -> int:
+    """The epochs a checkpoint saved at the end of an epoch has completed (Lightning stores the 0-based epoch)."""
+    return int(checkpoint.get("epoch", -1)) + 1
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train a video classifier, evaluate its best checkpoint and write the run's outputs.
 
@@ -248,18 +283,52 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ``last_checkpoint``, ``output`` (the folder), ``resumed_from``, ``per_class`` ... On the other DDP processes,
         an empty dict.
 
+    Only one process trains in ``OUTPUT`` at a time (it holds ``OUTPUT/.lock``), and a run that is not resumed
+    must start in a folder that holds no run. A resume whose ``--epochs`` are done already trains nothing, says so
+    and evaluates.
+
     Raises:
-        UsageError: on bad settings, a missing data set or nothing to resume.
+        UsageError: on bad settings, a data set missing or of one class, nothing to resume, ``OUTPUT`` in use by
+            another process or holding a run that this one (not ``--resume``) would replace.
+        RunTerminated: the process got SIGTERM while training.
+        OSError: a write that failed, ``filename`` the file being written (see
+            :func:`cbam3d.utils.atomic.no_space_message` for a full disk).
     """
     start = time.perf_counter()
     output = _output_dir(config)
+    checked = _check_start(config, output)  # before the folder is claimed (and created): bad settings leave none
+    if rank_zero_only.rank != 0:  # a process Lightning launched for DDP: the global-zero one owns the folder
+        return _train(checked, output, start)
+    with claim_run_folder(output, resuming=checked.resume_from is not None):
+        return _train(checked, output, start)
+
+
+class _Start(NamedTuple):
+    """A run's checked settings: the resolved config, what it resumes (checkpoint, its info, epochs done) and
+    where it runs."""
+
+    config: TrainConfig
+    resume_from: Path | None
+    resumed_info: dict[str, Any] | None
+    epochs_done: int
+    accelerator: str
+    devices: int
+    num_nodes: int
+
+
+def _check_start(config: TrainConfig, output: Path) -> _Start:
+    """The settings of a run resolved (with those of the run it resumes) and checked; nothing written."""
     resume_from = resolve_resume_checkpoint(config)
     resumed_info = None
+    epochs_done = 0
     if resume_from is not None:
         try:
-            resumed_info = read_checkpoint_info(_torch_load(resume_from, "cpu"), resume_from)
+            resumed = _torch_load(resume_from, "cpu")
+            resumed_info = read_checkpoint_info(resumed, resume_from)
         except ValueError as error:
             raise UsageError(f"--resume: {error}") from error
+        epochs_done = _epochs_done(resumed)
+        del resumed
     config = resolve_config(config, resumed=resumed_info.get("config") if resumed_info else None)
     if resumed_info is not None:
         check_resumable(config, resumed_info, resume_from)
@@ -269,6 +338,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     devices, num_nodes = _world(config)
     if config.sync_bn and accelerator == "cpu" and devices * num_nodes > 1:
         raise UsageError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on the CPU")
+    return _Start(config, resume_from, resumed_info, epochs_done, accelerator, devices, num_nodes)
+
+
+def _train(checked: _Start, output: Path, start: float) -> dict[str, Any]:
+    """:func:`train` in its folder (claimed by the global-zero process)."""
+    config, resume_from, resumed_info, epochs_done, accelerator, devices, num_nodes = checked
 
     if accelerator == "cpu":
         torch.set_num_threads(config.threads or max(1, _cpu_count() // devices))
@@ -301,8 +376,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         class_balanced=config.class_balanced,
         seed=config.seed,
         multi_label=config.multi_label,
+        clips_per_decode=config.clips_per_decode,
+        decoder=config.decoder,
     )
 
+    if not config.multi_label:  # one tag of a multi-label set is a yes/no question, a fine task on its own
+        check_classes(data.class_names, root)
     if resumed_info is not None and data.class_names != list(resumed_info["class_names"]):
         raise UsageError(
             f"--resume: {resume_from} was trained on {len(resumed_info['class_names'])} classes "
@@ -315,6 +394,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         dict(config.attention_kwargs),
         dict(config.model_options),
     )
+    _check_network_runs(model_spec, config, num_classes=len(data.class_names))
     try:
         module = VideoClassifier(
             model_spec,
@@ -349,6 +429,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.compile:
         module.model.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
 
+    if resume_from is not None and config.epochs <= epochs_done:
+        rank_zero_info(
+            f"nothing left to train: {resume_from} has trained {epochs_done} epochs and --epochs is {config.epochs} "
+            f"(give --epochs above {epochs_done} to train more); evaluating its best checkpoint"
+        )
     per_device_batches = len(data.train_split.records) // (config.batch_size * devices * num_nodes)
     throughput = TrainingThroughput()
     # WeightEMA before PreciseBatchNorm: the statistics are recomputed for the averaged weights it swaps in
@@ -361,11 +446,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
     with warnings.catch_warnings():
         if resume_from is not None:  # the folder holds the run being resumed, as it should
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        except SIGTERMException as stop:  # Lightning's is a SystemExit with status 0: as if the run had finished
+            raise RunTerminated(f"{output} was terminated (SIGTERM)") from stop
+        except SystemExit as stop:  # Lightning ends a Ctrl-C with sys.exit(1): say how to continue instead
+            if isinstance(stop.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from stop
+            raise
 
     if not trainer.is_global_zero:
         return {}
-    best_callback = trainer.checkpoint_callback  # the first ModelCheckpoint: the best by val_top1
+    best_callback = trainer.checkpoint_callback  # the first ModelCheckpoint: BestCheckpoint
     last = output / CHECKPOINT_DIR / LAST_CHECKPOINT
     best = Path(best_callback.best_model_path) if best_callback.best_model_path else last
     report = _final_evaluation(best, config, root, accelerator)
@@ -394,7 +486,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "model": config.model,
         "attention": config.attention,
         "skipped_clips": skipped,
-        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"])),
+        "unreadable_videos": sorted(module.unreadable_videos.union(report["unreadable_videos"], data.left_out)),
         "history": module.history,
         # with --mixup / --cutmix the training top-1 of the history counts the target's largest share as the label
         "train_top1_against": "the label of the largest share of the mixed target" if module.mixing else "the label",
@@ -407,7 +499,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_clips_per_second": throughput.clips_per_second(),
         "peak_memory_mb": throughput.peak_memory_mb(module.device),
     }
-    atomic_write_json(metrics, output / "metrics.json")
+    atomic_write_json(metrics, output / METRICS_FILE)
     headline = (
         f"mAP {100 * metrics['val_map']:.1f}%, top-1 {100 * metrics['val_top1']:.1f}%"
         if config.multi_label
@@ -415,7 +507,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     )
     rank_zero_info(
         f"video-level validation {headline} ({report['videos']} videos, {config.eval_clips} clips x "
-        f"{config.eval_crops} crops); metrics in {output / 'metrics.json'}"
+        f"{config.eval_crops} crops); metrics in {output / METRICS_FILE}"
     )
     if config.multi_label and report["classes_without_positives"]:
         rank_zero_info(
