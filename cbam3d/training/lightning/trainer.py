@@ -37,6 +37,7 @@ from cbam3d.utils.errors import UsageError
 from ..curves import plot_training_curves
 from ..mixing import BatchMixing
 from ..pretrained import load_pretrained
+from ..run_checks import check_classes, check_resumable, epochs_completed, output_dir, resolve_resume_checkpoint
 from ..run_folder import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, RunTerminated, claim_run_folder
 from ..settings import TrainConfig, check_precision_fits, resolve_config
 from .checkpoint_io import AtomicCheckpointIO
@@ -48,30 +49,7 @@ from .precise_bn import PreciseBatchNorm
 from .summary import ComplexitySummary
 from .throughput import TrainingThroughput
 
-__all__ = ["build_trainer", "check_classes", "check_resumable", "resolve_resume_checkpoint", "train"]
-
-
-def _output_dir(config: TrainConfig) -> Path:
-    return Path(config.output if config.output is not None else config.default_for("output")).expanduser()
-
-
-def resolve_resume_checkpoint(config: TrainConfig) -> Path | None:
-    """The checkpoint ``--resume`` continues from: the given path, or ``OUTPUT/checkpoints/last.ckpt``.
-
-    Raises:
-        UsageError: if resuming was asked for and there is no such checkpoint.
-    """
-    if config.resume is False or config.resume is None:
-        return None
-    if config.resume is True:
-        path = _output_dir(config) / CHECKPOINT_DIR / LAST_CHECKPOINT
-    else:
-        path = Path(config.resume).expanduser()
-    if not path.is_file():
-        raise UsageError(
-            f"--resume: nothing to resume, {path} does not exist (was the run started with this --output?)"
-        )
-    return path
+__all__ = ["build_trainer", "train"]
 
 
 def _world(config: TrainConfig) -> tuple[int, int]:
@@ -236,37 +214,8 @@ def _mixing(config: TrainConfig, num_classes: int) -> BatchMixing | None:
     return BatchMixing(num_classes=num_classes, mixup=config.mixup, cutmix=config.cutmix, seed=config.seed)
 
 
-# settings that shape the network's weights: a resumed run must keep them
-_NETWORK_SETTINGS = ("model", "attention", "attention_kwargs", "model_options", "multi_label")
-
-
-def check_resumable(config: TrainConfig, info: dict[str, Any], checkpoint: Path) -> None:
-    """Raise :class:`UsageError` naming the first network setting that differs from the checkpoint's run."""
-    stored = info.get("config", {})
-    for name in _NETWORK_SETTINGS:
-        flag = TrainConfig.flag(name)
-        if name in stored and stored[name] != getattr(config, name):
-            raise UsageError(
-                f"--resume: {checkpoint} was trained with {flag} {stored[name]!r}, not {getattr(config, name)!r}; "
-                f"resume without {flag}, or start a new --output"
-            )
-
-
 def _first_names(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-
-
-def check_classes(class_names: list[str], root: Path) -> None:
-    """Raise :class:`UsageError` unless the data set has the two classes or more that a single-label classifier
-    tells apart (a softmax over one class is always certain, and its accuracy always 100%)."""
-    if len(class_names) < 2:
-        found = f"only one, {class_names[0]!r}" if class_names else "none"
-        raise UsageError(f"--data {root}: a classifier needs at least two classes, found {found}")
-
-
-def _epochs_done(checkpoint: dict[str, Any]) -> int:
-    """The epochs a checkpoint saved at the end of an epoch has completed (Lightning stores the 0-based epoch)."""
-    return int(checkpoint.get("epoch", -1)) + 1
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -295,7 +244,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             :func:`cbam3d.utils.atomic.no_space_message` for a full disk).
     """
     start = time.perf_counter()
-    output = _output_dir(config)
+    output = output_dir(config)
     checked = _check_start(config, output)  # before the folder is claimed (and created): bad settings leave none
     if rank_zero_only.rank != 0:  # a process Lightning launched for DDP: the global-zero one owns the folder
         return _train(checked, output, start)
@@ -327,7 +276,7 @@ def _check_start(config: TrainConfig, output: Path) -> _Start:
             resumed_info = read_checkpoint_info(resumed, resume_from)
         except ValueError as error:
             raise UsageError(f"--resume: {error}") from error
-        epochs_done = _epochs_done(resumed)
+        epochs_done = epochs_completed(resumed)
         del resumed
     config = resolve_config(config, resumed=resumed_info.get("config") if resumed_info else None)
     if resumed_info is not None:
