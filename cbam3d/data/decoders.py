@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .decoding import VideoDecodeError, VideoInfo, VideoReader, scaled_size
+from .decoding import VideoDecodeError, VideoInfo, VideoReader, frame_indices, scaled_size
 from .frames import FrameFolderReader
 
 __all__ = [
@@ -69,17 +69,14 @@ class DecordReader:
         # Deferred: decord is an optional backend, imported only when chosen.
         import decord
 
-        if len(indices) == 0:
-            raise ValueError("indices must name at least one frame")
-        if min(indices) < 0:
-            raise ValueError(f"frame indices must be >= 0, got {min(indices)}")
+        indices = frame_indices(indices)
         height, width = (-1, -1) if short_side is None else scaled_size(self.info.height, self.info.width, short_side)
         try:
             reader = decord.VideoReader(
                 str(self.path), ctx=decord.cpu(0), width=width, height=height, num_threads=self.threads
             )
             last = len(reader) - 1
-            frames = reader.get_batch([min(int(i), last) for i in indices]).asnumpy()
+            frames = reader.get_batch([min(i, last) for i in indices]).asnumpy()
         except decord.DECORDError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
         return torch.from_numpy(frames).permute(0, 3, 1, 2)

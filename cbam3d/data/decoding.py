@@ -23,7 +23,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "scaled_size"]
+__all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "frame_indices", "scaled_size"]
 
 
 class VideoDecodeError(RuntimeError):
@@ -38,6 +38,20 @@ class VideoInfo:
     fps: float
     height: int
     width: int
+
+
+def frame_indices(indices: Sequence[int]) -> list[int]:
+    """``indices`` as ints, checked the way every reader's ``read`` checks them.
+
+    Raises:
+        ValueError: no index, or a negative one.
+    """
+    checked = [int(i) for i in indices]
+    if not checked:
+        raise ValueError("indices must name at least one frame")
+    if min(checked) < 0:
+        raise ValueError(f"frame indices must be >= 0, got {min(checked)}")
+    return checked
 
 
 def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -215,12 +229,8 @@ class VideoReader:
         Raises:
             VideoDecodeError: FFmpeg fails, or no frame at all can be decoded.
         """
-        if len(indices) == 0:
-            raise ValueError("indices must name at least one frame")
-        wanted = {int(i) for i in indices}
-        if min(wanted) < 0:
-            raise ValueError(f"frame indices must be >= 0, got {min(wanted)}")
-        ordered = sorted(wanted)
+        indices = frame_indices(indices)
+        ordered = sorted(set(indices))
         first, last = ordered[0], ordered[-1]
         size = None if short_side is None else scaled_size(self.info.height, self.info.width, short_side)
         try:
@@ -231,7 +241,7 @@ class VideoReader:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
         if not arrays:
             raise VideoDecodeError(f"no frame of {self.path} between indices {first} and {last} could be decoded")
-        frames = [arrays[int(i)] for i in indices]
+        frames = [arrays[i] for i in indices]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
 
     def frames(self, *, keep: Callable[[int], bool] | None = None) -> Iterator[tuple[int, torch.Tensor]]:

@@ -20,7 +20,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms.v2.functional import resize
 
-from .decoding import VideoDecodeError, VideoInfo, scaled_size
+from .decoding import VideoDecodeError, VideoInfo, frame_indices, scaled_size
 
 __all__ = [
     "DATASET_INFO_FILE",
@@ -147,12 +147,8 @@ class FrameFolderReader:
         Raises:
             VideoDecodeError: a frame cannot be decoded, or the frames differ in size.
         """
-        if len(indices) == 0:
-            raise ValueError("indices must name at least one frame")
         last = len(self.files) - 1
-        clipped = [min(int(i), last) for i in indices]
-        if min(clipped) < 0:
-            raise ValueError(f"frame indices must be >= 0, got {min(clipped)}")
+        clipped = [min(i, last) for i in frame_indices(indices)]
         distinct = sorted(set(clipped))
         decoded = dict(zip(distinct, self._decode(distinct)))
         if len({frame.shape for frame in decoded.values()}) > 1:

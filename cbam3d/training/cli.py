@@ -13,6 +13,7 @@ from cbam3d.utils.atomic import no_space_message
 from cbam3d.utils.console import command, quiet_dependencies
 from cbam3d.utils.errors import UsageError
 
+from .run_checks import output_dir
 from .run_folder import RunTerminated
 from .settings import TrainConfig
 
@@ -57,8 +58,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {message}; the checkpoints written before are intact", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, RunTerminated) as stop:
-        output = config.output if config.output is not None else config.default_for("output")
-        resume = command("train", "--output", output, "--resume")
+        resume = command("train", "--output", output_dir(config), "--resume")
         how = "terminated (SIGTERM)" if isinstance(stop, RunTerminated) else "interrupted"
         print(f"{parser.prog}: {how}; continue with: {resume}", file=sys.stderr)
         return 143 if isinstance(stop, RunTerminated) else 130
