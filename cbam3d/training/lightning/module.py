@@ -27,10 +27,11 @@ class LossNotFiniteError(UsageError):
     """The training loss became inf or nan: the run stops (as a usage error: the settings need changing)."""
 
 
-def weights_description(ema: float | None) -> str:
+def weights_description(ema: float | None, *, multi_label: bool = False) -> str:
     """What a run's checkpoints hold as their weights (the checkpoint info's ``weights``)."""
     if ema:
-        return f"exponential moving average of the training weights (--ema {ema}); best chosen on its val top-1"
+        monitored = "val mAP" if multi_label else "val top-1"
+        return f"exponential moving average of the training weights (--ema {ema}); best chosen on its {monitored}"
     return "training weights"
 
 
@@ -279,7 +280,7 @@ class VideoClassifier(L.LightningModule):
         info = make_info(
             self.class_names, self.model_spec, self.clip, self.config, self.history, multi_label=self.multi_label
         )
-        info["weights"] = weights_description(self.config.get("ema"))
+        info["weights"] = weights_description(self.config.get("ema"), multi_label=self.multi_label)
         return info
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

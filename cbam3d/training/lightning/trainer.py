@@ -439,7 +439,7 @@ def _train(checked: _Start, output: Path, start: float) -> dict[str, Any]:
         "history": module.history,
         # with --mixup / --cutmix the training top-1 of the history counts the target's largest share as the label
         "train_top1_against": "the label of the largest share of the mixed target" if module.mixing else "the label",
-        "weights": weights_description(config.ema),
+        "weights": weights_description(config.ema, multi_label=config.multi_label),
         # cost: parameters, GMACs of one clip (see cbam3d.models.complexity), and of this call's training epochs
         "parameters": count_parameters(module.model),
         "gmacs": measure(
