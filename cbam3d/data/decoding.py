@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 __all__ = ["VideoDecodeError", "VideoInfo", "VideoReader", "frame_indices", "scaled_size"]
 
@@ -92,6 +93,9 @@ class VideoReader:
             self._stream.thread_count = threads
             if threads != 1:
                 self._stream.thread_type = "AUTO"
+            # One libswscale context for the file: a frame's own to_ndarray builds a new one for every frame,
+            # which cost three times the conversion itself (0.72 against 0.19 ms a 212x160 frame).
+            self._reformatter = VideoReformatter()
             self.info = self._probe()
         except BaseException:
             self._container.close()
@@ -147,14 +151,29 @@ class VideoReader:
         """Each decoded frame with when it is shown: by its timestamp, or by its place in display order (counted
         from the stream's first frame, so the caller decodes from the start) where timestamps are those of the
         decode order. ``size``: the (H, W) of its RGB array; None: the file's."""
+        convert = self._rgb_of(size)
         if self._display_order:
             fps = self.info.fps
             for ordinal, frame in enumerate(frames):
-                yield _ShownFrame(frame, ordinal / fps, size)
+                yield _ShownFrame(frame, ordinal / fps, convert)
             return
         time_base, start_pts = self._stream.time_base, self._stream.start_time or 0
         for frame in frames:
-            yield _ShownFrame(frame, self._seconds(frame, start_pts, time_base), size)
+            yield _ShownFrame(frame, self._seconds(frame, start_pts, time_base), convert)
+
+    def _rgb_of(self, size: tuple[int, int] | None) -> Callable[[av.VideoFrame], np.ndarray]:
+        """A frame's (H, W, 3) RGB array of (H, W) = ``size`` (None: the file's), converted and scaled in one
+        libswscale pass."""
+        height, width = size if size is not None else (None, None)
+
+        def rgb(frame: av.VideoFrame) -> np.ndarray:
+            # Area averaging: the filter for shrinking (no aliasing at any factor), and half the time of
+            # libswscale's bilinear one (0.11 against 0.26 ms a frame, 212x160 to 192x144).
+            return self._reformatter.reformat(
+                frame, width=width, height=height, format="rgb24", interpolation="AREA"
+            ).to_ndarray()
+
+        return rgb
 
     def _decode(
         self, wanted: list[int], *, seek: bool, size: tuple[int, int] | None, skip: bool
@@ -286,20 +305,16 @@ def _tag_seconds(text: str | None) -> float | None:
 
 
 class _ShownFrame:
-    """A decoded frame, its time in seconds from the stream's start, and its RGB array (of (H, W) = ``size``
-    when given) once asked for."""
+    """A decoded frame, its time in seconds from the stream's start, and its RGB array (by ``convert``) once
+    asked for."""
 
-    def __init__(self, frame: av.VideoFrame, seconds: float, size: tuple[int, int] | None) -> None:
-        self.frame, self.seconds, self.size = frame, seconds, size
+    def __init__(self, frame: av.VideoFrame, seconds: float, convert: Callable[[av.VideoFrame], np.ndarray]) -> None:
+        self.frame, self.seconds, self._convert = frame, seconds, convert
         self._rgb: np.ndarray | None = None
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
-            if self.size is None:
-                self._rgb = self.frame.to_ndarray(format="rgb24")
-            else:  # one libswscale pass converts and scales
-                height, width = self.size
-                self._rgb = self.frame.to_ndarray(width=width, height=height, format="rgb24")
+            self._rgb = self._convert(self.frame)
         return self._rgb
 
     def nearer(self, previous: _ShownFrame | None, seconds: float) -> _ShownFrame:

@@ -35,6 +35,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from .decoding import VideoDecodeError, scaled_size
 from .discovery import discover_videos
@@ -190,9 +191,11 @@ def _transcode(source: Path, part: Path, container_format: str, settings: Encode
             "threads": "1",
         }
         count = 0
+        # One libswscale context for the file rather than one per frame (frame.reformat's).
+        reformatter = VideoReformatter()
         try:
             for frame in reader.decode(in_stream):
-                scaled = frame.reformat(width=width, height=height, format="yuv420p")
+                scaled = reformatter.reformat(frame, width=width, height=height, format="yuv420p")
                 scaled.pts, scaled.time_base = count, 1 / Fraction(rate)
                 for packet in out_stream.encode(scaled):
                     writer.mux(packet)

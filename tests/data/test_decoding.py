@@ -113,6 +113,18 @@ def test_a_short_side_scales_in_the_rgb_conversion_keeping_the_aspect_ratio(make
     assert float((scaled.float() - full).abs().mean()) < 12
 
 
+def test_one_open_file_reads_each_size_as_a_freshly_opened_one(make_noise_video, tmp_path):
+    """The reader keeps one scaling context for its file: reading at another size, then at the first again,
+    gives exactly what a reader opened for that size alone gives."""
+    video = make_noise_video(tmp_path / "noise.mp4", frames=20, height=48, width=64)
+    indices = [3, 4, 11]
+    with VideoReader(video) as reader:
+        reads = [reader.read(indices, short_side=side) for side in (24, 40, None, 24)]
+    for side, read in zip((24, 40, None, 24), reads):
+        with VideoReader(video) as fresh:
+            assert torch.equal(read, fresh.read(indices, short_side=side))
+
+
 def test_the_decoders_agree_on_the_frames_of_a_clip(make_noise_video, tmp_path):
     """decord (where installed) gives PyAV's frames up to the YUV -> RGB rounding, at full size and scaled."""
     pytest.importorskip("decord")
