@@ -48,6 +48,7 @@ difference to no attention with a 95 % Welch interval, parameters, time per step
 
     python docs/examples/brain_tissue_segmentation.py --output runs/brain   # the grid in docs/examples/brain.md
     python docs/examples/brain_tissue_segmentation.py --attention none cbam --seeds 0 --steps 60 --patch 16
+    python docs/examples/brain_tissue_segmentation.py --time-steps 20 --threads 1   # time per step, side by side
 
 Needs ``pip install cbam3d[examples]`` (MONAI and nilearn).
 """
@@ -57,6 +58,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -270,6 +272,40 @@ def _peak_memory_mb() -> float | None:
     return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), None)
 
 
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_function: nn.Module, images: Tensor,
+                  labels: Tensor) -> Tensor:  # fmt: skip
+    """Forward, backward and update on ``images`` ``(B, 1, P, P, P)`` and classes ``labels`` ``(B, 1, P, P, P)``;
+    the loss."""
+    loss = loss_function(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def time_steps(runs: list[Run], settings: Settings, *, steps: int, warm_up: int = 3) -> dict[str, float]:
+    """Median milliseconds of one training step per configuration, measured side by side: the networks of
+    ``runs`` step in turn, ``warm_up`` untimed rounds then ``steps`` timed ones, on the same random batch of
+    patches, so that the machine's load falls on all of them alike."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (settings.batch_size, 1, *(settings.patch,) * 3)
+    images = torch.randn(shape, generator=generator)
+    labels = torch.randint(len(CLASSES), shape, generator=generator)
+    loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
+    models = {run.configuration: build_network(run, settings) for run in runs}
+    optimizers = {
+        name: torch.optim.Adam(model.parameters(), lr=settings.learning_rate) for name, model in models.items()
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    for round_ in range(warm_up + steps):
+        for name, model in models.items():
+            start = time.perf_counter()
+            training_step(model, optimizers[name], loss_function, images, labels)
+            if round_ >= warm_up:
+                seconds[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(times) for name, times in seconds.items()}
+
+
 def train(run: Run, brain: Brain, settings: Settings) -> tuple[dict[str, Any], np.ndarray]:
     """Train one run; its result (Dice before and after, losses, costs) and its prediction of the middle
     validation slice across ``brain.axis``, ``(X, Z)`` int64."""
@@ -290,10 +326,7 @@ def train(run: Run, brain: Brain, settings: Settings) -> tuple[dict[str, Any], n
         images = torch.stack([torch.as_tensor(sample["image"]) for sample in batch]).float()
         labels = torch.stack([torch.as_tensor(sample["label"]) for sample in batch]).long()
         start = time.perf_counter()
-        loss = loss_function(model(images), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = training_step(model, optimizer, loss_function, images, labels)
         schedule.step()
         network_seconds += time.perf_counter() - start
         losses.append(loss.item())
@@ -432,12 +465,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's, decayed to 0 (default 3e-3)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--output", type=Path, default=Path("runs/brain"), help="default: runs/brain")
+    parser.add_argument("--time-steps", type=int, metavar="N",
+                        help="instead of training: time N training steps of each configuration (first seed) side "
+                        "by side in this process, print the medians and write OUTPUT/step_times.json")  # fmt: skip
     args = parser.parse_args(argv)
     if args.patch < 8 or args.patch % 8:
         parser.error(f"--patch must be a multiple of 8 (three halvings), got {args.patch}")
     if args.width < 8 or args.width % 8:
         parser.error(f"--width must be a multiple of 8 (SegResNet's 8 groups), got {args.width}")
-    for flag in ("steps", "batch_size", "threads"):
+    for flag in ("steps", "batch_size", "threads", "time_steps"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
@@ -462,11 +498,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def report_step_times(args: argparse.Namespace) -> dict[str, Any]:
+    """``--time-steps``: print each configuration's median time per step and its ratio to the same network
+    without attention; write them to ``OUTPUT/step_times.json``."""
+    first_seed = [run for run in args.runs if run.seed == args.runs[0].seed]
+    medians = time_steps(first_seed, args.settings, steps=args.time_steps)
+    ratios = {name: ms / medians[baseline_of(name)] for name, ms in medians.items() if baseline_of(name) in medians}
+    for name, ms in medians.items():
+        ratio = f", {ratios[name]:.2f}x {baseline_of(name)}" if name in ratios else ""
+        print(f"{name}: {ms:.0f} ms per training step{ratio}")
+    outcome = {"settings": asdict(args.settings), "steps": args.time_steps, "threads": torch.get_num_threads(),
+               "milliseconds_per_step": medians, "ratio_to_no_attention": ratios}  # fmt: skip
+    atomic_write_json(outcome, args.output / "step_times.json")
+    return outcome
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the grid (reusing finished runs) and write its results; ``{"runs": [result], "summary": [...]}``."""
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.time_steps is not None:
+        return report_step_times(args)
     brain = load_brain(resolution=args.resolution, patch=args.patch)
     shares = np.bincount(brain.validation_label.ravel(), minlength=len(CLASSES)) / brain.validation_label.size
     print(f"training block {brain.train_image.shape[1:]}, validation block {brain.validation_image.shape[1:]}, "

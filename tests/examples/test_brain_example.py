@@ -89,3 +89,13 @@ def test_bad_sizes_are_refused_with_one_line(example, capsys):
     with pytest.raises(SystemExit):
         example.parse_args(["--patch", "20"])
     assert "--patch must be a multiple of 8" in capsys.readouterr().err
+
+
+def test_time_steps_times_every_configuration_side_by_side_without_training(example, tmp_path, capsys):
+    outcome = example.main([*TINY, "--attention", "none", "se", "--time-steps", "2", "--output", str(tmp_path)])
+    assert set(outcome["milliseconds_per_step"]) == {"unet-none", "unet-se"}
+    assert all(ms > 0 for ms in outcome["milliseconds_per_step"].values())
+    assert outcome["ratio_to_no_attention"]["unet-none"] == 1.0
+    assert json.loads((tmp_path / "step_times.json").read_text())["steps"] == 2
+    assert not list(tmp_path.glob("*-seed*")), "timing trains nothing"
+    assert "unet-se: " in capsys.readouterr().out
