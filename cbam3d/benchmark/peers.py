@@ -15,6 +15,7 @@ note.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,8 +52,11 @@ def _monai_se(channels: int) -> nn.Module:
 
 
 def _fvcore_se(channels: int) -> nn.Module:
-    # Deferred: fvcore is optional and only this peer needs it.
-    from fvcore.nn.squeeze_excitation import SqueezeExcitation
+    # Deferred: fvcore is optional and only this peer needs it. Importing fvcore.nn scripts its focal loss,
+    # which torch 2.14 answers with a FutureWarning about torch.jit.script that is fvcore's, not the user's.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        from fvcore.nn.squeeze_excitation import SqueezeExcitation
 
     return SqueezeExcitation(channels, reduction_ratio=REDUCTION, is_3d=True)
 
