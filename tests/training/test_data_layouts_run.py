@@ -47,6 +47,18 @@ def _write_webm(path: Path, frames: np.ndarray) -> Path:
     return path
 
 
+def _csv_data_set(folder: Path, videos, header: str, row) -> Path:
+    """``folder`` holding ``videos`` as ``v<index>.mp4`` and ``annotations.csv``: the ``header`` line, then
+    ``v<index>.mp4,`` followed by ``row(index, label)`` for each video; the CSV's path."""
+    folder.mkdir()
+    rows = [header]
+    for index, (label, frames) in enumerate(videos):
+        write_video(folder / f"v{index}.mp4", frames, fps=8)
+        rows.append(f"v{index}.mp4,{row(index, label)}")
+    (folder / "annotations.csv").write_text("\n".join(rows) + "\n")
+    return folder / "annotations.csv"
+
+
 def _train(data: Path, output: Path, tiny_run: list[str], *extra: str) -> dict:
     assert train_main(["--data", str(data), "--output", str(output), "--epochs", "1", *tiny_run, *extra]) == 0
     return json.loads((output / "metrics.json").read_text())
@@ -56,15 +68,14 @@ def test_a_multi_label_csv_run_trains_writes_val_map_and_is_evaluated_and_predic
     tmp_path, square_videos, tiny_run, capsys
 ):
     data = tmp_path / "data"
-    data.mkdir()
-    rows = ["path,labels,split"]
-    for index, (label, frames) in enumerate(square_videos):
-        write_video(data / f"v{index}.mp4", frames, fps=8)
+
+    def row(index, label):  # every 2nd video also "square"; validation: every 4th from the 3rd, every class
         labels = ["left", "right"][label] + (";square" if index % 2 == 0 else "")
-        rows.append(f"v{index}.mp4,{labels},{'val' if index % 4 == 2 else 'train'}")  # val: every class
-    (data / "annotations.csv").write_text("\n".join(rows) + "\n")
+        return f"{labels},{'val' if index % 4 == 2 else 'train'}"
+
+    annotations = _csv_data_set(data, square_videos, "path,labels,split", row)
     (data / "cbam3d_dataset.json").write_text('{"flip_safe": false}')
-    metrics = _train(data, tmp_path / "run", tiny_run, "--annotations", str(data / "annotations.csv"), "--multi-label")
+    metrics = _train(data, tmp_path / "run", tiny_run, "--annotations", str(annotations), "--multi-label")
     assert 0.0 < metrics["val_map"] <= 1.0 and set(metrics["per_class_ap"]) == {"left", "right", "square"}
     assert "val_map" in metrics["history"][0] and "-map" in Path(metrics["best_checkpoint"]).name
     _, info = load_checkpoint(metrics["best_checkpoint"])
@@ -89,13 +100,10 @@ def test_a_csv_giving_videos_several_labels_is_refused_without_multi_label(
     tmp_path, square_videos, tiny_run, usage_error
 ):
     data = tmp_path / "data"
-    data.mkdir()
-    rows = ["path,labels"]
-    for index, (label, frames) in enumerate(square_videos):
-        write_video(data / f"v{index}.mp4", frames, fps=8)
-        rows.append(f"v{index}.mp4,{['left', 'right'][label]};square")
-    (data / "annotations.csv").write_text("\n".join(rows) + "\n")
-    argv = ["--data", str(data), "--annotations", str(data / "annotations.csv"), "--output", str(tmp_path / "run")]
+    annotations = _csv_data_set(
+        data, square_videos, "path,labels", lambda index, label: f"{['left', 'right'][label]};square"
+    )
+    argv = ["--data", str(data), "--annotations", str(annotations), "--output", str(tmp_path / "run")]
     assert "has 2 labels; train with --multi-label" in usage_error(train_main, [*argv, *tiny_run])
 
 

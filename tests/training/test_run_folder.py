@@ -204,24 +204,46 @@ def test_ctrl_c_during_the_final_evaluation_says_how_to_continue_and_the_resume_
     assert read_json(finished_copy / "metrics.json")["epochs"] == 2
 
 
-class TerminatedInEpoch1(L.Callback):
-    """Sends this process SIGTERM (as a job scheduler would) in the middle of epoch 1."""
+class InterruptedInEpoch1(L.Callback):
+    """Calls ``interrupt`` in the middle of epoch 1: a SIGTERM to this process, as a job scheduler sends, or
+    Ctrl-C's KeyboardInterrupt."""
+
+    def __init__(self, interrupt):
+        self.interrupt = interrupt
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 0:
-            os.kill(os.getpid(), signal.SIGTERM)
+            self.interrupt()
 
     def on_exception(self, trainer, pl_module, exception):
         trainer.progress_bar_callback.train_progress_bar.close()  # a dying process takes its bar along
 
 
-def test_a_terminated_training_exits_143_saying_how_to_continue_not_0_as_if_finished(
-    tmp_path, tiny_trained_run, tiny_run, config_from_flags, capsys, monkeypatch
-):
-    output = tmp_path / "run"
-    config = config_from_flags(*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output))
-    config.epochs, config.callbacks = 2, [TerminatedInEpoch1()]
-    monkeypatch.setattr(TrainConfig, "from_arguments", classmethod(lambda cls, args: config))
+def _sigterm():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+@pytest.fixture
+def interrupted_run(tmp_path, tiny_trained_run, tiny_run, config_from_flags, monkeypatch):
+    """``interrupted_run(interrupt)``: the output folder of a two-epoch `cbam3d train` (run by the caller with
+    ``train_main([])``) that ``interrupt`` stops in epoch 1."""
+
+    def configure(interrupt):
+        output = tmp_path / "run"
+        config = config_from_flags(*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output))
+        config.epochs, config.callbacks = 2, [InterruptedInEpoch1(interrupt)]
+        monkeypatch.setattr(TrainConfig, "from_arguments", classmethod(lambda cls, args: config))
+        return output
+
+    return configure
+
+
+def test_a_terminated_training_exits_143_saying_how_to_continue_not_0_as_if_finished(interrupted_run, capsys):
+    output = interrupted_run(_sigterm)
     assert train_main([]) == 143
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line == f"cbam3d train: terminated (SIGTERM); continue with: cbam3d train --output {output} --resume"
@@ -237,24 +259,8 @@ def test_a_best_checkpoint_deleted_by_hand_leaves_the_resume_to_evaluate_the_las
     assert read_json(finished_copy / "metrics.json")["best_checkpoint"].endswith("last.ckpt")
 
 
-class CtrlCInEpoch1(L.Callback):
-    """Ctrl-C (a KeyboardInterrupt) in the middle of epoch 1."""
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.current_epoch == 1 and batch_idx == 0:
-            raise KeyboardInterrupt
-
-    def on_exception(self, trainer, pl_module, exception):
-        trainer.progress_bar_callback.train_progress_bar.close()  # a dying process takes its bar along
-
-
-def test_ctrl_c_while_training_exits_130_saying_how_to_continue(
-    tmp_path, tiny_trained_run, tiny_run, config_from_flags, capsys, monkeypatch
-):
-    output = tmp_path / "run"
-    config = config_from_flags(*tiny_run, "--data", str(tiny_trained_run["data"]), "--output", str(output))
-    config.epochs, config.callbacks = 2, [CtrlCInEpoch1()]
-    monkeypatch.setattr(TrainConfig, "from_arguments", classmethod(lambda cls, args: config))
+def test_ctrl_c_while_training_exits_130_saying_how_to_continue(interrupted_run, capsys):
+    output = interrupted_run(_ctrl_c)
     handler = signal.getsignal(signal.SIGINT)
     try:
         assert train_main([]) == 130
