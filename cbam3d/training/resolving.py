@@ -73,6 +73,8 @@ def resolve_config(config: Config, resumed: dict[str, Any] | None = None) -> Con
         )
     if resolved.class_balanced and resolved.multi_label:
         raise UsageError("--class-balanced draws by the single label of each video: leave it out with --multi-label")
+    if (resolved.mixup or resolved.cutmix) and resolved.multi_label:
+        raise UsageError("--mixup and --cutmix mix single-label targets: leave them out with --multi-label")
     if config.augment_magnitude is not None and resolved.augment != "randaugment":
         raise UsageError(f"--augment-magnitude applies to --augment randaugment only, not --augment {resolved.augment}")
     if resolved.data is not None and resolved.demo != "standard":

@@ -9,6 +9,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from cbam3d.inference.checkpoint import MODEL_PREFIX, unwrap_model_keys
+
 __all__ = ["WeightEMA"]
 
 _TRAINING_WEIGHTS = "training_state_dict"  # checkpoint key of the network's own weights, for --resume
@@ -83,17 +85,13 @@ class WeightEMA(Callback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
         checkpoint[_TRAINING_WEIGHTS] = state
-        averaged = {f"model.{name}": value for name, value in self.average.module.state_dict().items()}
+        averaged = {f"{MODEL_PREFIX}{name}": value for name, value in self.average.module.state_dict().items()}
         checkpoint["state_dict"] = {**state, **averaged}
         checkpoint[_AVERAGE_STATE] = {"n_averaged": self.average.n_averaged.clone(), "decay": self.decay}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if _TRAINING_WEIGHTS not in checkpoint:  # a run started without --ema: the average starts here
             return
-        prefix = "model."
-        averaged = {
-            name[len(prefix) :]: value for name, value in checkpoint["state_dict"].items() if name.startswith(prefix)
-        }
-        self.average.module.load_state_dict(averaged)
+        self.average.module.load_state_dict(unwrap_model_keys(checkpoint["state_dict"]))
         self.average.n_averaged.copy_(checkpoint[_AVERAGE_STATE]["n_averaged"])
         pl_module.load_state_dict(checkpoint[_TRAINING_WEIGHTS])

@@ -207,10 +207,6 @@ def _mixing(config: TrainConfig, num_classes: int) -> BatchMixing | None:
     """The run's MixUp / CutMix, or None when both are off."""
     if not (config.mixup or config.cutmix):
         return None
-    if config.multi_label:
-        raise UsageError("--mixup and --cutmix mix single-label targets: leave them out with --multi-label")
-    if num_classes < 2:
-        raise UsageError(f"--mixup and --cutmix need at least 2 classes, the data set has {num_classes}")
     return BatchMixing(num_classes=num_classes, mixup=config.mixup, cutmix=config.cutmix, seed=config.seed)
 
 
@@ -343,33 +339,28 @@ def _train(checked: _Start, output: Path, start: float) -> dict[str, Any]:
         dict(config.attention_kwargs),
         dict(config.model_options),
     )
+    # An option the network or its attention does not take stops the run here, in one line.
     _check_network_runs(model_spec, config, num_classes=len(data.class_names))
-    try:
-        module = VideoClassifier(
-            model_spec,
-            ClipSpec(
-                config.frames,
-                config.sampling_rate,
-                config.size,
-                tuple(KINETICS_MEAN),
-                tuple(KINETICS_STD),
-                eval_resize_for(config.size, config.train_scale),
-            ),
-            data.class_names,
-            optimizer=config.optimizer,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            warmup_epochs=config.warmup_epochs,
-            label_smoothing=config.label_smoothing,
-            config=config.to_dict(),
-            mixing=_mixing(config, len(data.class_names)),
-            multi_label=config.multi_label,
-        )
-    except (TypeError, ValueError) as error:  # an option the network or its attention does not take
-        raise UsageError(
-            f"cannot build {config.model} with attention {config.attention}, options "
-            f"{config.model_options} and attention options {config.attention_kwargs}: {error}"
-        ) from error
+    module = VideoClassifier(
+        model_spec,
+        ClipSpec(
+            config.frames,
+            config.sampling_rate,
+            config.size,
+            tuple(KINETICS_MEAN),
+            tuple(KINETICS_STD),
+            eval_resize_for(config.size, config.train_scale),
+        ),
+        data.class_names,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_epochs=config.warmup_epochs,
+        label_smoothing=config.label_smoothing,
+        config=config.to_dict(),
+        mixing=_mixing(config, len(data.class_names)),
+        multi_label=config.multi_label,
+    )
     if config.pretrained is not None and resume_from is None:
         try:
             rank_zero_info(load_pretrained(module.model, config.pretrained, model_name=config.model).summary())
