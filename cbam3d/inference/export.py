@@ -17,17 +17,15 @@ renames) is refused by ``load_exported`` rather than run with another network's 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -99,7 +97,8 @@ def _require_export_extra(*modules: str, purpose: str) -> None:
         raise ValueError(f"{purpose} needs {', '.join(missing)}: pip install 'cbam3d[export]'")
 
 
-def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _onnx_writer(model: nn.Module, example: torch.Tensor) -> Callable[[IO[bytes]], Any]:
+    """``model`` exported to ONNX (traced with ``example``), as a function that writes it to a binary file."""
     _require_export_extra("onnx", "onnxscript", "onnxruntime", purpose="exporting to ONNX")
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
@@ -111,13 +110,15 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         dynamic_shapes=({0: batch},),
         verbose=False,
     )
-    atomic_write(path, lambda file: file.write(program.model_proto.SerializeToString()))
+    return lambda file: file.write(program.model_proto.SerializeToString())
 
 
-def _write_pt2(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _pt2_writer(model: nn.Module, example: torch.Tensor) -> Callable[[IO[bytes]], Any]:
+    """``model`` exported by torch.export (traced with ``example``), as a function that writes it to a binary
+    file."""
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    atomic_write(path, lambda file: torch.export.save(program, file))
+    return lambda file: torch.export.save(program, file)
 
 
 def _sha256(path: Path) -> str:
@@ -126,20 +127,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _staging_path(output: Path) -> Iterator[Path]:
-    """A free temporary path beside ``output`` with its suffix (the runtimes go by it), removed on exit unless
-    it was moved into place."""
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=f".tmp{output.suffix}", dir=output.parent)
-    os.close(fd)
-    staged = Path(name)
-    try:
-        yield staged
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            staged.unlink()
 
 
 def _check_output(output: Path, format: str) -> None:
@@ -155,11 +142,17 @@ class ExportedClassifier:
     """An exported network and its JSON: ``classifier(video)`` maps (N, C, T, H, W) float32 clips, prepared as
     ``classifier.info["clip"]`` says, to (N, K) float32 logits, on the CPU.
 
+    Args:
+        path: the model file. info: its JSON, read from beside it when None. format: ``"onnx"`` or ``"pt2"``;
+            None: by the file's suffix.
+
     Attributes:
         info: the JSON written beside the model (``class_names``, ``clip``, ``input``, ``check``, ...).
     """
 
-    def __init__(self, path: str | os.PathLike, *, info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, info: dict[str, Any] | None = None, format: str | None = None
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"exported model {self.path}: no such file")
@@ -170,7 +163,8 @@ class ExportedClassifier:
                 f"exported model {self.path} is not the one its {info_path(self.path).name} describes (an export "
                 "was interrupted between the two files): export it again"
             )
-        if self.path.suffix == EXPORT_FORMATS["onnx"]:
+        is_onnx = self.path.suffix == EXPORT_FORMATS["onnx"] if format is None else format == "onnx"
+        if is_onnx:
             _require_export_extra("onnxruntime", purpose=f"running {self.path.name}")
             # Deferred: onnxruntime comes with the optional ``export`` extra.
             import onnxruntime
@@ -181,7 +175,8 @@ class ExportedClassifier:
             self._module = None
         else:
             self._session = None
-            self._module = torch.export.load(self.path).module()
+            with self.path.open("rb") as file:  # from a file object: torch.export.load goes by a path's suffix
+                self._module = torch.export.load(file).module()
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         video = video.detach().to("cpu", torch.float32).contiguous()
@@ -279,22 +274,23 @@ def export_checkpoint(
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     model, info = load_checkpoint(checkpoint, map_location="cpu")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with _staging_path(output) as staged:
-        example = _random_clips(info["clip"], batch=TRACE_BATCH, seed=0)
-        (_write_onnx if format == "onnx" else _write_pt2)(model, example, staged)
-        description = _describe(info, format=format, model_file=output.name)
-        check = _random_clips(info["clip"], batch=CHECK_BATCH, seed=1)
-        with torch.inference_mode():
-            expected = model(check)
-        difference = float((ExportedClassifier(staged, info=description)(check) - expected).abs().max())
+    example = _random_clips(info["clip"], batch=TRACE_BATCH, seed=0)
+    write = (_onnx_writer if format == "onnx" else _pt2_writer)(model, example)
+    description = _describe(info, format=format, model_file=output.name)
+    clips = _random_clips(info["clip"], batch=CHECK_BATCH, seed=1)
+    with torch.inference_mode():
+        expected = model(clips)
+
+    def check_written(written: Path) -> None:
+        """Run the written file; refuse it unless it gives the network's logits; record its check and hash."""
+        difference = float((ExportedClassifier(written, info=description, format=format)(clips) - expected).abs().max())
         if not difference <= tolerance:
             raise ExportMismatchError(
                 f"the {format} export of {checkpoint} differs from the PyTorch network by up to {difference:.3g} "
                 f"(tolerance {tolerance:g}); nothing written"
             )
         runtime = "onnxruntime" if format == "onnx" else "torch.export.load"
-        description["model_sha256"] = _sha256(staged)
+        description["model_sha256"] = _sha256(written)
         description["check"] = {
             "max_abs_difference": difference,
             "tolerance": tolerance,
@@ -302,10 +298,11 @@ def export_checkpoint(
             "compared": f"logits of the written file ({runtime}) against the PyTorch network, random clips",
             "torch": torch.__version__,
         }
-        # Model first, then its JSON: in between, the hash tells a reader the pair does not belong together.
-        os.replace(staged, output)
+
+    # Model first, then its JSON: in between, the hash tells a reader the pair does not belong together.
+    atomic_write(output, write, check=check_written)
     atomic_write_json(description, info_path(output))
-    return ExportReport(output, info_path(output), difference, tolerance)
+    return ExportReport(output, info_path(output), description["check"]["max_abs_difference"], tolerance)
 
 
 def export_parser() -> argparse.ArgumentParser:

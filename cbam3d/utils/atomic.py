@@ -57,8 +57,12 @@ class _RecordingFileIO(io.FileIO):
             raise
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(file)`` on a temporary binary file and atomically move it to ``path``.
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[bytes]], Any], *, check: Callable[[Path], Any] | None = None
+) -> Path:
+    """Call ``write(file)`` on a temporary binary file and atomically move it to ``path``; ``check``, when given,
+    is called with the temporary file's path once it is written and synced, before the move: an exception from
+    it leaves ``path`` as it was.
 
     Returns:
         The target path.
@@ -76,6 +80,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        if check is not None:
+            check(Path(tmp_name))
         os.chmod(tmp_name, _mode_for(path))
         os.replace(tmp_name, path)
     except BaseException as failure:

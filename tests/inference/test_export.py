@@ -4,6 +4,8 @@ describes their input, and ``cbam3d predict`` on the exports giving the checkpoi
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -29,6 +31,15 @@ def test_export_writes_the_model_and_a_json_describing_its_input(exported, tiny_
     assert info["input"]["shape"] == ["N", 3, 4, 32, 32]
     assert "resize the short side to 32" in info["input"]["preprocessing"]
     assert 0 <= info["check"]["max_abs_difference"] <= info["check"]["tolerance"] == 1e-3
+
+
+def test_the_exported_model_and_its_json_get_the_mode_a_plain_open_gives(exported):
+    """Both files go through one atomic write each: 0666 less the umask (0644 here), not a temporary's 0600."""
+    _, path = exported
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for written in (path, info_path(path)):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
 
 
 @pytest.mark.parametrize("batch", [1, 5])

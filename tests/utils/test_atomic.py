@@ -6,6 +6,7 @@ writes are cleared without touching other files."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import stat
@@ -118,3 +119,17 @@ def test_removing_temporaries_removes_only_those_of_writes_to_the_names_given(tm
         path.write_bytes(b"x")
     assert sorted(remove_temporaries(tmp_path, "*.ckpt")) == sorted(ours)
     assert sorted(tmp_path.iterdir()) == sorted(others)
+
+
+def test_a_check_that_refuses_the_written_file_leaves_the_target_as_it_was(tmp_path):
+    target = atomic_write_json({"epoch": 1}, tmp_path / "model.json")
+    seen = []
+
+    def refuse(written):
+        seen.append(json.loads(written.read_text()))  # the new content, complete, under a temporary name
+        raise ValueError("not the network's logits")
+
+    with pytest.raises(ValueError, match="not the network's logits"):
+        atomic_write(target, lambda file: file.write(b'{"epoch": 2}'), check=refuse)
+    assert seen == [{"epoch": 2}]
+    assert json.loads(target.read_text()) == {"epoch": 1} and os.listdir(tmp_path) == ["model.json"]
