@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cbam3d.data import ensure_demo_dataset
+import torch
+
+from cbam3d.data import VideoRecord, ensure_demo_dataset
 from cbam3d.utils.atomic import atomic_write_json, check_output_folder
 from cbam3d.utils.errors import UsageError
 
@@ -14,9 +16,47 @@ from .checkpoint import is_multi_label, load_checkpoint
 from .datasets import checkpoint_eval_dataset, discover_split
 from .devices import inference_autocast_dtype, inference_device, prepare_for_clips
 from .plots import plot_confusion_matrix
-from .scoring import classification_report, multilabel_report, video_scores
+from .scoring import VideoScores, classification_report, multilabel_report, video_scores
 
-__all__ = ["evaluate_checkpoint", "format_report"]
+__all__ = ["evaluate_checkpoint", "format_report", "score_records"]
+
+
+def score_records(
+    model: torch.nn.Module,
+    info: dict[str, Any],
+    records: list[VideoRecord],
+    *,
+    clips: int,
+    crops: int,
+    batch_size: int,
+    num_workers: int,
+    autocast_dtype: torch.dtype | None,
+    channels_last: bool,
+) -> tuple[VideoScores, dict[str, Any]]:
+    """Score every video of ``records`` with a checkpoint's ``model`` and ``info`` (``clips`` evenly spaced clips
+    x ``crops`` crops each, averaged) and report them: top-1/top-5 and the confusion matrix, or for a
+    multi-label checkpoint mAP and per-class AP. The scores say which videos could be read."""
+    multi_label = is_multi_label(info)
+    dataset = checkpoint_eval_dataset(
+        records,
+        info["clip"],
+        clips_per_video=clips,
+        crops_per_clip=crops,
+        num_classes=len(info["class_names"]) if multi_label else None,
+    )
+    scores = video_scores(
+        model,
+        dataset,
+        num_videos=len(records),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        autocast_dtype=autocast_dtype,
+        channels_last=channels_last,
+        multi_label=multi_label,
+    )
+    if multi_label:
+        return scores, multilabel_report(scores.probabilities, scores.targets, info["class_names"])
+    return scores, classification_report(scores.probabilities, scores.labels, info["class_names"])
 
 
 def evaluate_checkpoint(
@@ -103,27 +143,17 @@ def evaluate_checkpoint(
             f"on {info['class_names'][:5]}..."
         )
     multi_label = is_multi_label(info)
-    dataset = checkpoint_eval_dataset(
-        records.records,
-        info["clip"],
-        clips_per_video=clips,
-        crops_per_clip=crops,
-        num_classes=len(info["class_names"]) if multi_label else None,
-    )
-    scores = video_scores(
+    scores, report = score_records(
         model,
-        dataset,
-        num_videos=len(records.records),
+        info,
+        records.records,
+        clips=clips,
+        crops=crops,
         batch_size=batch_size,
         num_workers=num_workers,
         autocast_dtype=inference_autocast_dtype(torch_device),
         channels_last=channels_last,
-        multi_label=multi_label,
     )
-    if multi_label:
-        report = multilabel_report(scores.probabilities, scores.targets, info["class_names"])
-    else:
-        report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report.update(
         multi_label=multi_label,
         class_names=info["class_names"],
@@ -134,20 +164,18 @@ def evaluate_checkpoint(
         crops=crops,
         skipped_clips=scores.skipped_clips,
     )
-    if output is not None and multi_label:  # no confusion matrix: a video may belong to several classes
-        report["json"] = str(output / "evaluation.json")
-        atomic_write_json(report, output / "evaluation.json")
-    elif output is not None:
+    if output is not None:
         output = Path(output)
-        title = (
-            f"{info['model']['name']} + {info['model']['attention'] or 'no attention'}, {split} split: "
-            f"top-1 {100 * report['top1']:.1f}%"
-        )
-        report["confusion_png"] = str(
-            plot_confusion_matrix(
-                report["confusion"], info["class_names"], output / "confusion_matrix.png", title=title
+        if not multi_label:  # no confusion matrix for multi-label: a video may belong to several classes
+            title = (
+                f"{info['model']['name']} + {info['model']['attention'] or 'no attention'}, {split} split: "
+                f"top-1 {100 * report['top1']:.1f}%"
             )
-        )
+            report["confusion_png"] = str(
+                plot_confusion_matrix(
+                    report["confusion"], info["class_names"], output / "confusion_matrix.png", title=title
+                )
+            )
         report["json"] = str(output / "evaluation.json")
         atomic_write_json(report, output / "evaluation.json")
     return report

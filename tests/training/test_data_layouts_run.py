@@ -23,6 +23,7 @@ from torchvision.io import encode_jpeg, write_file  # noqa: E402
 from cbam3d.data import write_video  # noqa: E402
 from cbam3d.inference import load_checkpoint  # noqa: E402
 from cbam3d.inference.cli import evaluate_main, predict_main  # noqa: E402
+from cbam3d.inference.evaluate import evaluate_checkpoint  # noqa: E402
 from cbam3d.training.cli import train_main  # noqa: E402
 
 VIDEOS_PER_CLASS = 4
@@ -86,6 +87,10 @@ def test_a_multi_label_csv_run_trains_writes_val_map_and_is_evaluated_and_predic
     assert "video mAP" in printed and "per-class average precision" in printed
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["map"] == pytest.approx(metrics["val_map"]) and report["multi_label"]
+    from_python = evaluate_checkpoint(metrics["best_checkpoint"], output=str(tmp_path / "eval-str"))  # a str folder
+    assert (
+        Path(from_python["json"]) == tmp_path / "eval-str" / "evaluation.json" and Path(from_python["json"]).is_file()
+    )
 
     assert (
         predict_main([str(data / "v0.mp4"), "--checkpoint", metrics["best_checkpoint"], "--threshold", "0", "--json"])

@@ -22,13 +22,12 @@ from cbam3d.inference.checkpoint import (
     ModelSpec,
     _torch_load,
     build_model,
-    is_multi_label,
     load_checkpoint,
     read_checkpoint_info,
 )
-from cbam3d.inference.datasets import checkpoint_eval_dataset, discover_split, eval_resize_for
+from cbam3d.inference.datasets import discover_split, eval_resize_for
 from cbam3d.inference.devices import inference_autocast_dtype
-from cbam3d.inference.scoring import classification_report, multilabel_report, video_scores
+from cbam3d.inference.evaluate import score_records
 from cbam3d.models import count_parameters
 from cbam3d.models.complexity import measure
 from cbam3d.utils.atomic import atomic_write_json
@@ -173,30 +172,19 @@ def _final_evaluation(best: Path, config: TrainConfig, root: Path, accelerator: 
     device = torch.device("cuda" if accelerator == "cuda" else "cpu")
     model, info = load_checkpoint(best, map_location=device)
     split = discover_split(root, "val", fold=config.fold, annotations=config.annotations)
-    multi_label = is_multi_label(info)
-    dataset = checkpoint_eval_dataset(
-        split.records,
-        info["clip"],
-        clips_per_video=config.eval_clips,
-        crops_per_clip=config.eval_crops,
-        num_classes=len(info["class_names"]) if multi_label else None,
-    )
     precision = _precision(config, accelerator)
     autocast = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
-    scores = video_scores(
+    scores, report = score_records(
         model,
-        dataset,
-        num_videos=len(split.records),
+        info,
+        split.records,
+        clips=config.eval_clips,
+        crops=config.eval_crops,
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         autocast_dtype=autocast,
         channels_last=device.type == "cuda",
-        multi_label=multi_label,
     )
-    if multi_label:
-        report = multilabel_report(scores.probabilities, scores.targets, info["class_names"])
-    else:
-        report = classification_report(scores.probabilities, scores.labels, info["class_names"])
     report["skipped_clips"] = scores.skipped_clips
     scored = set(scores.video_indices.tolist())
     report["unreadable_videos"] = [str(r.path) for i, r in enumerate(split.records) if i not in scored]
