@@ -151,15 +151,15 @@ class VideoClipDataset(Dataset):
         eval_resize: int | None,
     ) -> list[Transform]:
         if transform is None:
-            presized = self.decoded_short_sides is not None
             if self.mode == "train":
+                presized = self.decoded_short_sides is not None
                 return [
                     train_transform(
                         self.size, flip=flip, scale=train_scale, augmentation=self.augmentation, presized=presized
                     )
                 ]
             return [
-                eval_transform(self.size, crop_position=p, resize=eval_resize, presized=presized)
+                eval_transform(self.size, crop_position=p, resize=eval_resize)
                 for p in _crop_positions(self.crops_per_clip)
             ]
         if callable(transform):
@@ -236,10 +236,13 @@ class VideoClipDataset(Dataset):
             short_side = None
             if self.decoded_short_sides is not None:
                 short_side = self.decoded_short_sides[int(torch.randint(len(self.decoded_short_sides), (1,)))]
-            wanted = sorted({index for indices in clips for index in indices})
-            decoded = reader.read(wanted, short_side=short_side, skip_unreferenced=self.fast_decoding)
-        row_of = {index: row for row, index in enumerate(wanted)}
-        frames = [decoded[[row_of[index] for index in indices]] for indices in clips]
+            # Every reader decodes each frame once, whatever the order and repeats of the indices it is given.
+            decoded = reader.read(
+                [index for indices in clips for index in indices],
+                short_side=short_side,
+                skip_unreferenced=self.fast_decoding,
+            )
+        frames = list(decoded.split([len(indices) for indices in clips]))
         if self.mode == "eval" and self.crops_per_clip > 1:
             self._cache = (key, frames[0])
         return frames

@@ -34,16 +34,20 @@ __all__ = [
 DECODERS: tuple[str, ...] = ("pyav", "decord")
 
 
+def _installed(decoder: str) -> bool:
+    return decoder == "pyav" or importlib.util.find_spec(decoder) is not None
+
+
 def available_decoders() -> list[str]:
     """The names of :data:`DECODERS` whose package is installed."""
-    return [name for name in DECODERS if name == "pyav" or importlib.util.find_spec(name) is not None]
+    return [name for name in DECODERS if _installed(name)]
 
 
 def check_decoder(decoder: str) -> None:
     """Raise ValueError (one line) unless ``decoder`` names an installed decoder."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    if decoder not in available_decoders():
+    if not _installed(decoder):
         raise ValueError(f"decoder {decoder!r} needs the {decoder} package, which is not installed")
 
 
@@ -63,8 +67,9 @@ class DecordReader:
     def read(
         self, indices: Sequence[int], *, short_side: int | None = None, skip_unreferenced: bool = True
     ) -> torch.Tensor:
-        """Frames at the given 0-based indices as uint8 (T, C, H, W), like
-        :meth:`~cbam3d.data.decoding.VideoReader.read`; an index past the last frame gets the last one.
+        """Frames at the given 0-based indices (any order, repeats allowed, each frame decoded once) as uint8
+        (T, C, H, W), like :meth:`~cbam3d.data.decoding.VideoReader.read`; an index past the last frame gets the
+        last one.
         ``skip_unreferenced`` is accepted for the common interface: decord chooses what it decodes itself."""
         # Deferred: decord is an optional backend, imported only when chosen.
         import decord
@@ -76,10 +81,13 @@ class DecordReader:
                 str(self.path), ctx=decord.cpu(0), width=width, height=height, num_threads=self.threads
             )
             last = len(reader) - 1
-            frames = reader.get_batch([min(i, last) for i in indices]).asnumpy()
+            clipped = [min(i, last) for i in indices]
+            distinct = sorted(set(clipped))
+            decoded = reader.get_batch(distinct).asnumpy()
         except decord.DECORDError as error:
             raise VideoDecodeError(f"cannot decode {self.path}: {error}") from error
-        return torch.from_numpy(frames).permute(0, 3, 1, 2)
+        row_of = {index: row for row, index in enumerate(distinct)}
+        return torch.from_numpy(decoded[[row_of[i] for i in clipped]]).permute(0, 3, 1, 2)
 
     def close(self) -> None:
         """Nothing stays open between reads."""

@@ -197,7 +197,6 @@ def eval_transform(
     resize: int | None = None,
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
-    presized: bool = False,
 ) -> v2.Compose:
     """Deterministic evaluation transform: short side resized to ``resize``, one square ``size`` crop, normalise.
 
@@ -206,12 +205,11 @@ def eval_transform(
         crop_position: where along the long side the crop sits (0 = left/top, 0.5 = centre, 1 = right/bottom).
         resize: short-side length before cropping; ``size`` when None (the crop then spans the whole short side,
             as in multi-crop testing).
-        presized: the frames come with their short side already ``resize`` (the decoder scaled them): leave the
-            resize out.
     """
     _check_size(size)
     resize = size if resize is None else resize
     if resize < size:
         raise ValueError(f"resize ({resize}) must be >= size ({size})")
-    steps: list[torch.nn.Module] = [] if presized else [v2.Resize(resize, antialias=True)]
-    return v2.Compose([*steps, ShortSideCrop(size, crop_position), ToNormalizedCTHW(mean, std)])
+    return v2.Compose(
+        [v2.Resize(resize, antialias=True), ShortSideCrop(size, crop_position), ToNormalizedCTHW(mean, std)]
+    )
