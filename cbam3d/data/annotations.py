@@ -51,9 +51,6 @@ class CsvAnnotations:
     single: Path | None = None
     per_split: dict[str, Path] | None = None
 
-    def files(self) -> list[Path]:
-        return [self.single] if self.single is not None else list(self.per_split.values())
-
 
 @dataclass(frozen=True)
 class _Row:
@@ -100,7 +97,8 @@ def _seconds(text: str, column: str, where: str) -> float:
     return value
 
 
-def _read_rows(csv_file: Path) -> list[_Row]:
+def _read_rows(csv_file: Path) -> tuple[list[_Row], bool]:
+    """The rows of one CSV, and whether it gives sets of labels (a ``labels`` column) rather than one label."""
     with io.StringIO(read_list_file(csv_file), newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
@@ -151,7 +149,7 @@ def _read_rows(csv_file: Path) -> list[_Row]:
                     source=csv_file,
                 )
             )
-    return rows
+    return rows, "labels" in columns
 
 
 class _Locator:
@@ -203,13 +201,16 @@ def _merged(rows: list[_Row]) -> list[_Row]:
     return list(by_key.values())
 
 
-def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
+def _rows_by_split(annotations: CsvAnnotations) -> tuple[dict[str, list[_Row]], bool]:
+    """The rows of each split, and whether a CSV gives sets of labels (a ``labels`` column)."""
     if annotations.single is not None:
         parts: dict[str, list[_Row]] = {}
-        for row in _read_rows(annotations.single):
+        rows, labels_column = _read_rows(annotations.single)
+        for row in rows:
             parts.setdefault(row.split or "train", []).append(row)
-        return {split: _merged(rows) for split, rows in parts.items()}
-    parts = {split: _read_rows(path) for split, path in annotations.per_split.items()}
+        return {split: _merged(rows) for split, rows in parts.items()}, labels_column
+    read = {split: _read_rows(path) for split, path in annotations.per_split.items()}
+    parts = {split: rows for split, (rows, _) in read.items()}
     for split, rows in parts.items():
         other = next((row for row in rows if row.split not in (None, split)), None)
         if other is not None:  # e.g. the whole annotation list saved as train.csv: val rows would train
@@ -217,7 +218,7 @@ def _rows_by_split(annotations: CsvAnnotations) -> dict[str, list[_Row]]:
                 f"{other.source} is the {split} file but has rows marked split {other.split!r}; keep each split's "
                 "rows in its own file, or give one CSV with a split column (annotations=...)"
             )
-    return {split: _merged(rows) for split, rows in parts.items()}
+    return {split: _merged(rows) for split, rows in parts.items()}, any(column for _, column in read.values())
 
 
 def _check_labels_are_trained(parts: dict[str, list[_Row]]) -> None:
@@ -238,7 +239,7 @@ def records_from_csv(
     root: Path, annotations: CsvAnnotations, split: str, *, val_fraction: float, seed: int
 ) -> VideoSplit:
     """The records of ``split`` described by CSV annotations (see the module docstring)."""
-    parts = _rows_by_split(annotations)
+    parts, labels_column = _rows_by_split(annotations)
     _check_labels_are_trained(parts)
     class_names = natural_sorted({label for rows in parts.values() for row in rows for label in row.labels})
     label_of = {name: label for label, name in enumerate(class_names)}
@@ -263,14 +264,4 @@ def records_from_csv(
             records.append(record)
     for source, missing in missing_by_source.items():
         warn_missing(missing, sum(1 for row in parts[split] if row.source == source), source)
-    return VideoSplit(records, class_names, layout="csv", multi_label=_has_labels_column(annotations))
-
-
-def _has_labels_column(annotations: CsvAnnotations) -> bool:
-    """Whether the CSVs give sets of labels (a ``labels`` column) rather than one label per video."""
-    for csv_file in annotations.files():
-        with io.StringIO(read_list_file(csv_file), newline="") as handle:
-            header = next(csv.reader(handle), [])
-        if "labels" in (name.strip().lower() for name in header):
-            return True
-    return False
+    return VideoSplit(records, class_names, layout="csv", multi_label=labels_column)
