@@ -6,11 +6,8 @@ where it goes in a network. Everything that takes an attention by name derives f
 training command's ``--attention`` choices, the benchmark and the complexity table.
 
 >>> import torch
->>> import torch
-from torch import nn
-
-from .base import AttentionModule
->>> from cbam3d import create_attention, register_attention
+>>> from torch import nn
+>>> from cbam3d import create_attention, register_attention, unregister_attention
 >>> class Gate(nn.Module):
 ...     def __init__(self, channels, dims, scale=0.5):
 ...         super().__init__()
