@@ -46,6 +46,11 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _train_arguments(run: GridRun, common: list[str]) -> list[str]:
+    """The train command's arguments for ``run``, as recorded in its run file and compared on a rerun."""
+    return [*common, *run.train_arguments()]
+
+
 def _run_record(run: GridRun, common: list[str], baseline: str) -> dict[str, Any]:
     return {
         "configuration": run.configuration,
@@ -53,7 +58,7 @@ def _run_record(run: GridRun, common: list[str], baseline: str) -> dict[str, Any
         "attention": run.attention,
         "options": dict(run.options),
         "seed": run.seed,
-        "train_arguments": [*common, *run.train_arguments()],
+        "train_arguments": _train_arguments(run, common),
         "recipe": run.recipe.name if run.recipe is not None else None,
     }
 
@@ -68,7 +73,7 @@ def conflicting_runs(runs: list[GridRun], output: Path, common: list[str]) -> li
     conflicts = []
     for run in runs:
         stored = read_json(output / run.folder / RUN_FILE)
-        if stored is not None and stored.get("train_arguments") != [*common, *run.train_arguments()]:
+        if stored is not None and stored.get("train_arguments") != _train_arguments(run, common):
             conflicts.append(str(output / run.folder))
     return conflicts
 
@@ -124,7 +129,7 @@ def _run_child(command: list[str], *, log: Any, environment: dict[str, str]) -> 
 
 def _train(run: GridRun, folder: Path, common: list[str], threads: int | None, baseline: str) -> int:
     """Run the train command for ``run`` in ``folder`` (resuming its checkpoint if any); its exit status."""
-    arguments = [*common, *run.train_arguments(), "--output", str(folder)]
+    arguments = [*_train_arguments(run, common), "--output", str(folder)]
     if (folder / LAST_CHECKPOINT).is_file():
         arguments.append("--resume")
     atomic_write_json(_run_record(run, common, baseline), folder / RUN_FILE)
